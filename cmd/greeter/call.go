@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/grpc-greeter/greeter"
+	"google.golang.org/grpc/status"
+)
+
+func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("call", "[flags]", stderr)
+	addr := fs.String("addr", "localhost:50051", "server `address` (any gRPC target)")
+	name := fs.String("name", "world", "name to greet")
+	again := fs.Bool("again", false, "call SayHelloAgain instead of SayHello")
+	timeout := fs.Duration("timeout", time.Second, "deadline for the call")
+	service := fs.String("service", greeter.ServiceName, "service name to call: Greeter or helloworld.Greeter")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+
+	c, err := greeter.NewClient(*addr, greeter.WithInsecure(), greeter.WithServiceName(*service))
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter call: %v\n", err)
+		return 2
+	}
+	defer c.Close()
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	call := c.SayHello
+	if *again {
+		call = c.SayHelloAgain
+	}
+	msg, err := call(ctx, *name)
+	if err != nil {
+		st := status.Convert(err)
+		fmt.Fprintf(stderr, "%s: %s\n", st.Code(), st.Message())
+		return 1
+	}
+	fmt.Fprintln(stdout, msg)
+	return 0
+}

@@ -1,0 +1,100 @@
+// Command greeter serves and calls the gRPC Greeter service.
+//
+// Usage:
+//
+//	greeter serve [--addr localhost:50051]
+//	greeter call  [--addr localhost:50051] [--name world] [--again] [--timeout 1s]
+//
+// Run "greeter CMD --help" for every flag of a command.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// command is one subcommand: its name, a one-line summary, and its body,
+// which parses its own flags and returns the process exit code.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "serve the Greeter service until SIGINT or SIGTERM", runServe},
+		{"call", "call the Greeter service once and print the reply", runCall},
+	}
+}
+
+// run is main without the process: it parses args, runs one command and
+// returns the exit code, so tests can drive it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "greeter: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "greeter serves and calls the gRPC Greeter service.")
+	fmt.Fprintln(w, "\nUsage:\n\n  greeter COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun \"greeter COMMAND --help\" for a command's flags.")
+}
+
+// newFlagSet returns a flag set for one command that reports errors and help
+// on stderr; parse then tells whether to go on and with which exit code.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("greeter "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: greeter %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args into fs. It returns ok=false with the exit code when the
+// command must stop: 0 after --help, 2 on a bad flag.
+func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0, false
+	case err != nil:
+		return 2, false
+	case fs.NArg() > 0:
+		fmt.Fprintf(fs.Output(), "%s: unexpected arguments: %v\n", fs.Name(), fs.Args())
+		return 2, false
+	}
+	return 0, true
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/grpc-greeter/greeter"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", "[flags]", stderr)
+	addr := fs.String("addr", "localhost:50051", "`address` to listen on (host:port; port 0 picks a free one)")
+	grace := fs.Duration("grace", 10*time.Second, "how long shutdown waits for in-flight calls before cancelling them")
+	noReflection := fs.Bool("no-reflection", false, "do not register the server reflection service")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	opts := []greeter.ServerOption{greeter.WithLogger(logger)}
+	if *noReflection {
+		opts = append(opts, greeter.WithoutReflection())
+	}
+	srv, err := greeter.NewServer(opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 2
+	}
+	lis, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "greeter: serving Greeter on %s\n", lis.Addr())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	select {
+	case err := <-served:
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 1
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "grace", *grace)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-served; serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter serve: shutdown: %v\n", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}

@@ -1,0 +1,128 @@
+// Package greetertest runs a real greeter [greeter.Server] in process over
+// [bufconn], for tests: no port, no sleep, nothing left behind. It is to
+// greeter what net/http/httptest is to net/http.
+//
+// In a test, one call gives a ready client:
+//
+//	c := greetertest.NewClient(t, greeter.WithStreamReplies(5))
+//	msg, err := c.SayHello(ctx, "you")
+//
+// For client options, or several clients on one server, use [NewServer].
+package greetertest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/grpc-greeter/greeter"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/test/bufconn"
+)
+
+// bufSize is the in-memory pipe's buffer per connection; gRPC's flow control
+// bounds what is in flight, so a modest buffer loses nothing.
+const bufSize = 1 << 20
+
+// Server is a greeter server listening on an in-memory bufconn listener.
+type Server struct {
+	// Server is the greeter server being served.
+	Server *greeter.Server
+
+	lis     *bufconn.Listener
+	served  chan error
+	mu      sync.Mutex
+	clients []*greeter.Client
+	closed  bool
+}
+
+// NewServer starts a greeter server built with opts on a new bufconn
+// listener. Close it when done; [Server.Close] also closes the clients made
+// by [Server.Client].
+func NewServer(opts ...greeter.ServerOption) (*Server, error) {
+	srv, err := greeter.NewServer(opts...)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Server: srv, lis: bufconn.Listen(bufSize), served: make(chan error, 1)}
+	go func() { s.served <- srv.Serve(s.lis) }()
+	return s, nil
+}
+
+// Client returns a new client connected to s over bufconn, with plaintext
+// transport, configured by opts. Options given later win, so opts can replace
+// the transport (with greeter.WithTLS, say).
+func (s *Server) Client(opts ...greeter.ClientOption) (*greeter.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("greetertest: Client called after Close")
+	}
+	base := []greeter.ClientOption{
+		greeter.WithInsecure(),
+		greeter.WithDialOptions(grpc.WithContextDialer(s.Dial)),
+	}
+	// The passthrough scheme hands "bufnet" to the dialer as is, with no DNS
+	// lookup and no change to grpc's global default scheme.
+	c, err := greeter.NewClient("passthrough:///bufnet", append(base, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	s.clients = append(s.clients, c)
+	return c, nil
+}
+
+// Dial opens a new in-memory connection to s, for use with
+// grpc.WithContextDialer when a test builds its own grpc.ClientConn.
+func (s *Server) Dial(ctx context.Context, _ string) (net.Conn, error) {
+	return s.lis.DialContext(ctx)
+}
+
+// Close closes the clients made by [Server.Client], stops the server at once
+// (in-flight calls are cancelled) and waits for it to finish serving.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	clients := s.clients
+	s.mu.Unlock()
+
+	for _, c := range clients {
+		// Close fails only on a client the test already closed itself.
+		_ = c.Close()
+	}
+	var errs []error
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // an expired context makes Shutdown stop hard
+	if err := s.Server.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, <-s.served)
+	return errors.Join(errs...)
+}
+
+// NewClient starts a server built with opts, as [NewServer] does, and returns
+// a client connected to it. Both are closed by tb.Cleanup; a failure to build
+// either ends the test with tb.Fatal.
+func NewClient(tb testing.TB, opts ...greeter.ServerOption) *greeter.Client {
+	tb.Helper()
+	s, err := NewServer(opts...)
+	if err != nil {
+		tb.Fatalf("greetertest: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("greetertest: Close: %v", err)
+		}
+	})
+	c, err := s.Client()
+	if err != nil {
+		tb.Fatalf("greetertest: %v", err)
+	}
+	return c
+}
