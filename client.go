@@ -11,7 +11,9 @@ import (
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 type clientConfig struct {
@@ -132,9 +134,22 @@ func (c *Client) unary(ctx context.Context, method, name string, opts []grpc.Cal
 	}
 	reply := new(greeterpb.HelloReply)
 	if err := c.conn.Invoke(ctx, method, &greeterpb.HelloRequest{Name: name}, reply, opts...); err != nil {
-		return "", err
+		return "", explainUnimplemented(err, method)
 	}
 	return reply.GetMessage(), nil
+}
+
+// explainUnimplemented rewrites a server's terse Unimplemented ("Method not
+// found!" from grpcio) into a message that names the method and the usual
+// cause; the code stays Unimplemented.
+func explainUnimplemented(err error, method string) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unimplemented {
+		return err
+	}
+	return status.Errorf(codes.Unimplemented,
+		"server does not implement %s (servers built from the classic helloworld.proto have only SayHello; check the service name too): %s",
+		method, st.Message())
 }
 
 // SayHelloStreamReply asks for several greetings of name and returns the

@@ -1,4 +1,44 @@
-// Package greeter serves and calls the gRPC Greeter service.
+// Package greeter serves and calls the gRPC Greeter service, the service of
+// gRPC's helloworld tutorials, over grpc-go.
+//
+// The wire contract is greeter.proto: the classic package-less helloworld
+// proto, so the service's full name is "Greeter" ([ServiceName]) and any
+// client or server generated from it, in any language, interoperates. The
+// server also answers as "helloworld.Greeter" ([HelloworldServiceName]), the
+// name upstream gRPC's own examples use.
+//
+// # Serving
+//
+// [NewServer] builds a [Server] that serves the Greeter, the standard health
+// service and server reflection on any net.Listener; [Server.Shutdown]
+// drains it within a context's deadline. [Register] adds the Greeter to a
+// grpc.Server you already run.
+//
+// # Calling
+//
+// [NewClient] builds a [Client] on one lazily connected grpc.ClientConn:
+//
+//	c, err := greeter.NewClient("localhost:50051", greeter.WithInsecure())
+//	if err != nil { ... }
+//	defer c.Close()
+//	msg, err := c.SayHello(ctx, "you") // "Hello, you!"
+//
+// Every error a call returns carries a gRPC status: use status.Code(err).
+// A unary call whose context has no deadline gets [DefaultTimeout].
+//
+// # Options
+//
+// [ServerOption] and [ClientOption] configure each side; an [Option] such
+// as [WithTLS] or [WithLogger] fits both. Raw grpc options pass through
+// [WithGRPCServerOptions] and [WithDialOptions], and every call takes
+// grpc.CallOption values.
+//
+// # Testing
+//
+// Package greetertest runs a real Server in process over bufconn, in the
+// manner of net/http/httptest: greetertest.NewClient(t) is one call.
+//
+// See the Examples for each of these in runnable form.
 package greeter
 
 //go:generate sh -c "protoc --plugin=protoc-gen-go=$(go tool -n protoc-gen-go) --plugin=protoc-gen-go-grpc=$(go tool -n protoc-gen-go-grpc) --go_out=. --go_opt=module=github.com/grpc-greeter/greeter --go-grpc_out=. --go-grpc_opt=module=github.com/grpc-greeter/greeter greeter.proto"
