@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 )
 
 // ServiceName is the full name of the Greeter service as the classic
@@ -92,7 +91,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	if cfg.reflection {
-		reflection.Register(s.grpc)
+		registerReflection(s.grpc)
 	}
 	return s, nil
 }
