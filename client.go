@@ -26,13 +26,15 @@ type clientConfig struct {
 	service  string
 	// serviceConfig is grpc's JSON service config; empty for none.
 	serviceConfig string
+	res           clientResilience
 }
 
 func newClientConfig(opts []ClientOption) (*clientConfig, error) {
 	c := &clientConfig{
-		logger:  slog.New(slog.DiscardHandler),
-		timeout: DefaultTimeout,
-		service: ServiceName,
+		logger:        slog.New(slog.DiscardHandler),
+		timeout:       DefaultTimeout,
+		service:       ServiceName,
+		serviceConfig: DefaultServiceConfig,
 	}
 	for _, o := range opts {
 		o.applyClient(c)
@@ -50,6 +52,8 @@ func (c *clientConfig) validate() error {
 		return errors.New("greeter: WithTLS and WithInsecure both given: choose one")
 	case c.service == "":
 		return errors.New("greeter: WithServiceName: empty name")
+	case len(c.res.errs) > 0:
+		return errors.Join(c.res.errs...)
 	}
 	return nil
 }
@@ -83,12 +87,13 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	dopts = append(dopts,
-		grpc.WithChainUnaryInterceptor(cfg.unary...),
+		grpc.WithChainUnaryInterceptor(clientUnaryInterceptors(cfg)...),
 		grpc.WithChainStreamInterceptor(cfg.stream...),
 	)
 	if cfg.serviceConfig != "" {
 		dopts = append(dopts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
 	}
+	dopts = append(dopts, clientTransportOptions(cfg)...)
 	dopts = append(dopts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {
