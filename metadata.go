@@ -26,7 +26,8 @@ const maxRequestIDLength = 128
 // (printable ASCII, at most 128 bytes), otherwise one the server makes up.
 // The id is put in the context that the handler and every interceptor given
 // with [WithUnaryServerInterceptor] see, read it with [RequestIDFromContext],
-// and sent back in the x-request-id response header.
+// and sent back in the x-request-id response header (in the trailer when
+// the call fails before any response, so that grpc can still retry it).
 //
 // It is off by default because it costs allocations on every call; a made-up
 // id is cheap (a random per-server prefix and a counter, no entropy read
@@ -81,18 +82,60 @@ func usableRequestID(s string) bool {
 	return true
 }
 
+// The id goes in the response header of a call that succeeds or has sent a
+// message, and in the trailer of one that fails before any response: grpc
+// retries only calls answered with trailers alone, and a header set up
+// front would turn every failure into a non-retryable one.
+
 func (r *requestIDs) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	id := r.id(ctx)
-	// SetHeader fails only once headers are sent, which cannot have
-	// happened before the handler runs.
-	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
-	return h(context.WithValue(ctx, requestIDKey{}, id), req)
+	resp, err := h(context.WithValue(ctx, requestIDKey{}, id), req)
+	md := metadata.Pairs(RequestIDHeader, id)
+	// Neither fails here: a unary call's headers are not yet sent.
+	if err == nil {
+		_ = grpc.SetHeader(ctx, md)
+	} else {
+		_ = grpc.SetTrailer(ctx, md)
+	}
+	return resp, err
 }
 
 func (r *requestIDs) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	id := r.id(ss.Context())
-	_ = ss.SetHeader(metadata.Pairs(RequestIDHeader, id))
-	w := middleware.WrapServerStream(ss)
+	w := &requestIDStream{WrappedServerStream: middleware.WrapServerStream(ss), md: metadata.Pairs(RequestIDHeader, id)}
 	w.WrappedContext = context.WithValue(ss.Context(), requestIDKey{}, id)
-	return h(srv, w)
+	err := h(srv, w)
+	if !w.headerSet {
+		if err == nil {
+			_ = ss.SetHeader(w.md)
+		} else {
+			ss.SetTrailer(w.md)
+		}
+	}
+	return err
+}
+
+// requestIDStream adds the request id to the response header just before
+// the header goes out with the first message.
+type requestIDStream struct {
+	*middleware.WrappedServerStream
+	md        metadata.MD
+	headerSet bool
+}
+
+func (s *requestIDStream) setHeader() {
+	if !s.headerSet {
+		s.headerSet = true
+		_ = s.ServerStream.SetHeader(s.md)
+	}
+}
+
+func (s *requestIDStream) SendHeader(md metadata.MD) error {
+	s.setHeader()
+	return s.ServerStream.SendHeader(md)
+}
+
+func (s *requestIDStream) SendMsg(m any) error {
+	s.setHeader()
+	return s.ServerStream.SendMsg(m)
 }

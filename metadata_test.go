@@ -9,7 +9,9 @@ import (
 
 	"github.com/grpc-greeter/greeter"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 func TestHeadersAndTrailersBothWays(t *testing.T) {
@@ -122,6 +124,32 @@ func TestRequestID(t *testing.T) {
 	}
 	if v := header.Get(greeter.RequestIDHeader); len(v) != 1 || v[0] != "stream-7" || seen[len(seen)-1] != "stream-7" {
 		t.Fatalf("stream: header %q, server saw %q; want stream-7 for both", v, seen[len(seen)-1])
+	}
+}
+
+func TestRequestIDOnFailureKeepsRetriesWorking(t *testing.T) {
+	var seen attempts
+	srv := newServer(t, append(seen.serverOptions(), greeter.WithRequestID(), greeter.WithFailFirst(2))...)
+	c := newClient(t, srv)
+	ctx := metadata.AppendToOutgoingContext(testContext(t), greeter.RequestIDHeader, "retried")
+	var header metadata.MD
+	if _, err := c.SayHello(ctx, "again", grpc.Header(&header)); err != nil {
+		t.Fatalf("SayHello with request ids and 2 injected failures = %v, want success after retries", err)
+	}
+	if got := len(seen.take()); got != 3 {
+		t.Fatalf("server saw %d attempts, want 3", got)
+	}
+	if v := header.Get(greeter.RequestIDHeader); len(v) != 1 || v[0] != "retried" {
+		t.Fatalf("header %s = %q, want [retried]", greeter.RequestIDHeader, v)
+	}
+
+	// A failed call carries its id in the trailer.
+	var trailer metadata.MD
+	if _, err := c.SayHello(ctx, "", grpc.Trailer(&trailer)); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("SayHello(\"\") = %v, want InvalidArgument", err)
+	}
+	if v := trailer.Get(greeter.RequestIDHeader); len(v) != 1 || v[0] != "retried" {
+		t.Fatalf("failed call: trailer %s = %q, want [retried]", greeter.RequestIDHeader, v)
 	}
 }
 
