@@ -117,7 +117,8 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 // a greeter server. Errors carry a gRPC status: status.Code(err) tells
 // DeadlineExceeded when the deadline passed, Canceled when ctx was
 // cancelled, Unavailable when no server could be reached, and the server's
-// own code otherwise.
+// own code otherwise: InvalidArgument for an empty name or one longer than
+// [MaxNameLength]. docs/errors.md lists every code.
 func (c *Client) SayHello(ctx context.Context, name string, opts ...grpc.CallOption) (string, error) {
 	return c.unary(ctx, c.sayHello, name, opts)
 }

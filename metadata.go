@@ -102,8 +102,12 @@ func (r *requestIDs) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo
 
 func (r *requestIDs) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	id := r.id(ss.Context())
-	w := &requestIDStream{WrappedServerStream: middleware.WrapServerStream(ss), md: metadata.Pairs(RequestIDHeader, id)}
-	w.WrappedContext = context.WithValue(ss.Context(), requestIDKey{}, id)
+	w := &requestIDStream{
+		// A new wrapper, not middleware.WrapServerStream, which would reuse
+		// and change an outer interceptor's wrapper.
+		WrappedServerStream: &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: context.WithValue(ss.Context(), requestIDKey{}, id)},
+		md:                  metadata.Pairs(RequestIDHeader, id),
+	}
 	err := h(srv, w)
 	if !w.headerSet {
 		if err == nil {

@@ -2,8 +2,9 @@
 //
 // Usage:
 //
-//	greeter serve [--addr localhost:50051]
+//	greeter serve [--addr localhost:50051] [--grace 10s] [--fail-first N]
 //	greeter call  [--addr localhost:50051] [--name world] [--again] [--timeout 1s]
+//	              [--header k=v ...] [-v] [--compress gzip]
 //	greeter health [--addr localhost:50051] [--service NAME]
 //
 // Run "greeter CMD --help" for every flag of a command.
