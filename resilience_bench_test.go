@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/grpc-greeter/greeter"
 	"github.com/grpc-greeter/greeter/greeterpb"
@@ -61,6 +62,9 @@ func BenchmarkResilienceDefaults(b *testing.B) {
 		{"greeter no retry policy", nil, []greeter.ClientOption{greeter.WithServiceConfig("")}},
 		{"greeter no recovery", []greeter.ServerOption{greeter.WithoutRecovery()}, nil},
 		{"greeter neither", []greeter.ServerOption{greeter.WithoutRecovery()}, []greeter.ClientOption{greeter.WithServiceConfig("")}},
+		// Opt-in features, for their price.
+		{"greeter with request ids", []greeter.ServerOption{greeter.WithRequestID()}, nil},
+		{"greeter with hedging", nil, []greeter.ClientOption{greeter.WithHedging(greeter.HedgingPolicy{MaxAttempts: 2, HedgingDelay: time.Second})}},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			srv := newBenchServer(b, tt.server...)
