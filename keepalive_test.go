@@ -182,6 +182,14 @@ func TestTooManyPingsGetsGoAway(t *testing.T) {
 	_, addr := startTCPGreeter(t) // DefaultKeepaliveEnforcement: pings at most every 5s
 	ctx := testContext(t)
 
+	// A well-behaved client with a call in flight throughout.
+	good, err := greeter.NewClient(addr, greeter.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	stream := openBidi(t, ctx, good)
+
 	// A misbehaving client, speaking raw HTTP/2: it pings in a tight loop.
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -215,13 +223,21 @@ func TestTooManyPingsGetsGoAway(t *testing.T) {
 		}
 	}
 
-	// Well-behaved clients are still served.
-	c, err := greeter.NewClient(addr, greeter.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
+	// The misbehaving client's connection is closed...
+	for {
+		if _, err := fr.ReadFrame(); err != nil {
+			break
+		}
 	}
-	defer c.Close()
-	if _, err := c.SayHello(ctx, "polite"); err != nil {
+	// ...while the well-behaved client keeps being served, on its open
+	// stream and with new calls.
+	if err := stream.Send(&greeterpb.HelloRequest{Name: "polite"}); err != nil {
+		t.Fatalf("Send after another client's GOAWAY: %v", err)
+	}
+	if r, err := stream.Recv(); err != nil || r.GetMessage() != "Hello, polite!" {
+		t.Fatalf("Recv after another client's GOAWAY = %q, %v", r.GetMessage(), err)
+	}
+	if _, err := good.SayHello(ctx, "polite"); err != nil {
 		t.Fatalf("SayHello after another client's GOAWAY: %v", err)
 	}
 }
