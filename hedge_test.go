@@ -2,6 +2,7 @@ package greeter_test
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,7 +123,7 @@ func TestHedgingNonFatalFailureHedgesAtOnce(t *testing.T) {
 	if err != nil || got != "Hello, again!" {
 		t.Fatalf("SayHello = %q, %v; want success on the second attempt", got, err)
 	}
-	if got, want := seen.take(), []string{"", "1"}; !equalStrings(got, want) {
+	if got, want := seen.take(), []string{"", "1"}; !slices.Equal(got, want) {
 		t.Fatalf("attempts %q, want %q", got, want)
 	}
 }

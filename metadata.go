@@ -34,9 +34,8 @@ const maxRequestIDLength = 128
 // per call) and unique per server, not unguessable. [Register] ignores it.
 func WithRequestID() ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
-		c.res.requestID = true
-		if c.res.requestIDState == nil {
-			c.res.requestIDState = newRequestIDs()
+		if c.res.requestIDs == nil {
+			c.res.requestIDs = newRequestIDs()
 		}
 	})
 }

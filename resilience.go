@@ -12,16 +12,15 @@ import (
 // (keepalive, flow control, compression, fault injection, request ids,
 // recovery). Its zero value means "greeter's defaults".
 type serverResilience struct {
-	keepalive      *keepalive.ServerParameters
-	enforcement    *keepalive.EnforcementPolicy
-	window         int32
-	connWindow     int32
-	compressor     string
-	failFirst      int
-	requestID      bool
-	noRecovery     bool
-	errs           []error
-	requestIDState *requestIDs
+	keepalive   *keepalive.ServerParameters
+	enforcement *keepalive.EnforcementPolicy
+	window      int32
+	connWindow  int32
+	compressor  string
+	failFirst   int
+	noRecovery  bool
+	errs        []error
+	requestIDs  *requestIDs // nil unless WithRequestID
 }
 
 func (r *serverResilience) validate() error { return errors.Join(r.errs...) }
@@ -35,8 +34,8 @@ func serverUnaryInterceptors(cfg *serverConfig) []grpc.UnaryServerInterceptor {
 	if !cfg.res.noRecovery {
 		is = append(is, recoveryUnary(cfg))
 	}
-	if cfg.res.requestID {
-		is = append(is, cfg.res.requestIDState.unary)
+	if cfg.res.requestIDs != nil {
+		is = append(is, cfg.res.requestIDs.unary)
 	}
 	if cfg.res.compressor != "" {
 		is = append(is, sendCompressorUnary(cfg.res.compressor))
@@ -49,8 +48,8 @@ func serverStreamInterceptors(cfg *serverConfig) []grpc.StreamServerInterceptor 
 	if !cfg.res.noRecovery {
 		is = append(is, recoveryStream(cfg))
 	}
-	if cfg.res.requestID {
-		is = append(is, cfg.res.requestIDState.stream)
+	if cfg.res.requestIDs != nil {
+		is = append(is, cfg.res.requestIDs.stream)
 	}
 	if cfg.res.compressor != "" {
 		is = append(is, sendCompressorStream(cfg.res.compressor))

@@ -75,15 +75,3 @@ func (a *attempts) serverOptions() []greeter.ServerOption {
 		}),
 	}
 }
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}

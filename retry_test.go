@@ -2,6 +2,7 @@ package greeter_test
 
 import (
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/grpc-greeter/greeter"
@@ -19,7 +20,7 @@ func TestRetrySucceedsAfterFailFirst(t *testing.T) {
 	if err != nil || got != "Hello, retry!" {
 		t.Fatalf("SayHello = %q, %v; want success after retries", got, err)
 	}
-	if got, want := seen.take(), []string{"", "1", "2"}; !equalStrings(got, want) {
+	if got, want := seen.take(), []string{"", "1", "2"}; !slices.Equal(got, want) {
 		t.Fatalf("server saw attempts with grpc-previous-rpc-attempts %q, want %q (N+1 attempts)", got, want)
 	}
 
