@@ -81,6 +81,31 @@ func startServe(t *testing.T, args ...string) (addr string, stop func() int, std
 	return addr, stop, stderr
 }
 
+// serveInProcess serves a greeter server built with opts on 127.0.0.1:0, for
+// tests that need to reach inside the server, and stops it at the end.
+func serveInProcess(t *testing.T, opts ...greeter.ServerOption) (*greeter.Server, string) {
+	t.Helper()
+	srv, err := greeter.NewServer(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // stop hard: the test is over
+		_ = srv.Shutdown(ctx)
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv, lis.Addr().String()
+}
+
 // runCmd runs one greeter command and returns its exit code and output.
 func runCmd(args ...string) (code int, stdout, stderr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -119,22 +144,9 @@ func TestHealthCommand(t *testing.T) {
 	}
 
 	// A NOT_SERVING service: a server built in process, to set it.
-	srv, err := greeter.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	defer func() {
-		_ = srv.Shutdown(context.Background())
-		<-served
-	}()
+	srv, srvAddr := serveInProcess(t)
 	srv.Health().SetServingStatus("Greeter", healthpb.HealthCheckResponse_NOT_SERVING)
-	if code, out, _ := runCmd("health", "--addr", lis.Addr().String(), "--service", "Greeter"); code != 1 || strings.TrimSpace(out) != "NOT_SERVING" {
+	if code, out, _ := runCmd("health", "--addr", srvAddr, "--service", "Greeter"); code != 1 || strings.TrimSpace(out) != "NOT_SERVING" {
 		t.Fatalf("health of a NOT_SERVING service = %d, %q; want 1 NOT_SERVING", code, out)
 	}
 
@@ -195,22 +207,9 @@ func (p *payloadSizes) HandleRPC(_ context.Context, s stats.RPCStats) {
 
 func TestCallCompressGzip(t *testing.T) {
 	var sizes payloadSizes
-	srv, err := greeter.NewServer(greeter.WithGRPCServerOptions(grpc.StatsHandler(&sizes)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	defer func() {
-		_ = srv.Shutdown(context.Background())
-		<-served
-	}()
+	_, addr := serveInProcess(t, greeter.WithGRPCServerOptions(grpc.StatsHandler(&sizes)))
 	name := strings.Repeat("gzip ", 200)
-	code, out, errOut := runCmd("call", "--addr", lis.Addr().String(), "--compress", "gzip", "--name", name)
+	code, out, errOut := runCmd("call", "--addr", addr, "--compress", "gzip", "--name", name)
 	if code != 0 || strings.TrimSpace(out) != "Hello, "+name+"!" {
 		t.Fatalf("call --compress gzip = %d, %.30q, %q", code, out, errOut)
 	}
@@ -220,7 +219,7 @@ func TestCallCompressGzip(t *testing.T) {
 	if wire >= length/4 {
 		t.Fatalf("request arrived as %d bytes on the wire for %d bytes of message: not compressed", wire, length)
 	}
-	if code, _, errOut := runCmd("call", "--addr", lis.Addr().String(), "--compress", "zstd-nope"); code != 2 || !strings.Contains(errOut, "zstd-nope") {
+	if code, _, errOut := runCmd("call", "--addr", addr, "--compress", "zstd-nope"); code != 2 || !strings.Contains(errOut, "zstd-nope") {
 		t.Fatalf("call --compress with an unknown codec = %d, %q; want 2 naming it", code, errOut)
 	}
 }
