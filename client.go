@@ -28,13 +28,15 @@ type clientConfig struct {
 	service  string
 	// serviceConfig is grpc's JSON service config; empty for none.
 	serviceConfig string
+	res           clientResilience
 }
 
 func newClientConfig(opts []ClientOption) (*clientConfig, error) {
 	c := &clientConfig{
-		logger:  slog.New(slog.DiscardHandler),
-		timeout: DefaultTimeout,
-		service: ServiceName,
+		logger:        slog.New(slog.DiscardHandler),
+		timeout:       DefaultTimeout,
+		service:       ServiceName,
+		serviceConfig: DefaultServiceConfig,
 	}
 	for _, o := range opts {
 		o.applyClient(c)
@@ -52,6 +54,8 @@ func (c *clientConfig) validate() error {
 		return errors.New("greeter: WithTLS and WithInsecure both given: choose one")
 	case c.service == "":
 		return errors.New("greeter: WithServiceName: empty name")
+	case len(c.res.errs) > 0:
+		return errors.Join(c.res.errs...)
 	}
 	return nil
 }
@@ -85,12 +89,13 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	dopts = append(dopts,
-		grpc.WithChainUnaryInterceptor(cfg.unary...),
+		grpc.WithChainUnaryInterceptor(clientUnaryInterceptors(cfg)...),
 		grpc.WithChainStreamInterceptor(cfg.stream...),
 	)
 	if cfg.serviceConfig != "" {
 		dopts = append(dopts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
 	}
+	dopts = append(dopts, clientTransportOptions(cfg)...)
 	dopts = append(dopts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {
@@ -114,7 +119,8 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 // a greeter server. Errors carry a gRPC status: status.Code(err) tells
 // DeadlineExceeded when the deadline passed, Canceled when ctx was
 // cancelled, Unavailable when no server could be reached, and the server's
-// own code otherwise.
+// own code otherwise: InvalidArgument for an empty name or one longer than
+// [MaxNameLength]. docs/errors.md lists every code.
 func (c *Client) SayHello(ctx context.Context, name string, opts ...grpc.CallOption) (string, error) {
 	return c.unary(ctx, c.sayHello, name, opts)
 }

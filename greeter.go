@@ -32,6 +32,7 @@ type serverConfig struct {
 	grpcOpts      []grpc.ServerOption
 	reflection    bool
 	streamReplies int
+	res           serverResilience
 }
 
 func newServerConfig(opts []ServerOption) (*serverConfig, error) {
@@ -56,6 +57,9 @@ func (c *serverConfig) validate() error {
 	if c.streamReplies < 1 {
 		return fmt.Errorf("greeter: WithStreamReplies(%d): must be at least 1", c.streamReplies)
 	}
+	if err := c.res.validate(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -79,9 +83,10 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg.tls)))
 	}
 	gopts = append(gopts,
-		grpc.ChainUnaryInterceptor(cfg.unary...),
-		grpc.ChainStreamInterceptor(cfg.stream...),
+		grpc.ChainUnaryInterceptor(serverUnaryInterceptors(cfg)...),
+		grpc.ChainStreamInterceptor(serverStreamInterceptors(cfg)...),
 	)
+	gopts = append(gopts, serverTransportOptions(cfg)...)
 	gopts = append(gopts, cfg.grpcOpts...)
 
 	s := &Server{grpc: grpc.NewServer(gopts...), health: health.NewServer()}

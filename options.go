@@ -154,7 +154,9 @@ func WithStreamReplies(n int) ServerOption {
 // JSON form (per-method timeouts, retry policy, load balancing, health
 // checking): see https://github.com/grpc/grpc/blob/master/doc/service_config.md.
 // A config the name resolver supplies takes precedence. An invalid config
-// makes [NewClient] fail with grpc's description of what is wrong.
+// makes [NewClient] fail with grpc's description of what is wrong. The
+// default is [DefaultServiceConfig] (retries on UNAVAILABLE, throttled);
+// json replaces it whole, and "" applies none.
 func WithServiceConfig(json string) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) { c.serviceConfig = json })
 }

@@ -26,13 +26,17 @@ type service struct {
 // serviceUnaryInterceptors lists the service's own unary policies,
 // outermost first.
 func serviceUnaryInterceptors(cfg *serverConfig) []grpc.UnaryServerInterceptor {
-	return nil
+	var is []grpc.UnaryServerInterceptor
+	is = append(is, faultUnaryInterceptors(cfg)...)
+	return is
 }
 
 // serviceStreamInterceptors lists the service's own stream policies,
 // outermost first.
 func serviceStreamInterceptors(cfg *serverConfig) []grpc.StreamServerInterceptor {
-	return nil
+	var is []grpc.StreamServerInterceptor
+	is = append(is, faultStreamInterceptors(cfg)...)
+	return is
 }
 
 func register(r grpc.ServiceRegistrar, cfg *serverConfig) {
@@ -47,14 +51,23 @@ func register(r grpc.ServiceRegistrar, cfg *serverConfig) {
 }
 
 func (s *service) SayHello(_ context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	if err := validateName(req.GetName()); err != nil {
+		return nil, err
+	}
 	return &greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}, nil
 }
 
 func (s *service) SayHelloAgain(_ context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	if err := validateName(req.GetName()); err != nil {
+		return nil, err
+	}
 	return &greeterpb.HelloReply{Message: "Hello again, " + req.GetName() + "!"}, nil
 }
 
 func (s *service) SayHelloStreamReply(req *greeterpb.HelloRequest, stream grpc.ServerStreamingServer[greeterpb.HelloReply]) error {
+	if err := validateName(req.GetName()); err != nil {
+		return err
+	}
 	n := s.cfg.streamReplies
 	for i := 1; i <= n; i++ {
 		msg := fmt.Sprintf("Hello, %s! (%d/%d)", req.GetName(), i, n)
@@ -72,6 +85,9 @@ func (s *service) SayHelloBidiStream(stream grpc.BidiStreamingServer[greeterpb.H
 			return nil
 		}
 		if err != nil {
+			return err
+		}
+		if err := validateName(req.GetName()); err != nil {
 			return err
 		}
 		if err := stream.Send(&greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}); err != nil {

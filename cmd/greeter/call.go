@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -17,11 +19,19 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	again := fs.Bool("again", false, "call SayHelloAgain instead of SayHello")
 	timeout := fs.Duration("timeout", time.Second, "deadline for the call")
 	service := fs.String("service", greeter.ServiceName, "service name to call: Greeter or helloworld.Greeter")
+	var headers headerFlag
+	fs.Var(&headers, "header", "request header `key=value`, repeatable (base64 value for keys ending in -bin)")
+	verbose := fs.Bool("v", false, "print the response headers and trailers to stderr")
+	compress := fs.String("compress", "", "compress the request with `codec` (gzip); the reply comes back compressed too")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 
-	c, err := greeter.NewClient(*addr, greeter.WithInsecure(), greeter.WithServiceName(*service))
+	copts := []greeter.ClientOption{greeter.WithInsecure(), greeter.WithServiceName(*service)}
+	if *compress != "" {
+		copts = append(copts, greeter.WithCompressor(*compress))
+	}
+	c, err := greeter.NewClient(*addr, copts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter call: %v\n", err)
 		return 2
@@ -34,7 +44,15 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *again {
 		call = c.SayHelloAgain
 	}
-	msg, err := call(ctx, *name)
+	if headers.md != nil {
+		ctx = metadata.NewOutgoingContext(ctx, headers.md)
+	}
+	var header, trailer metadata.MD
+	msg, err := call(ctx, *name, grpc.Header(&header), grpc.Trailer(&trailer))
+	if *verbose {
+		printMetadata(stderr, "header", header)
+		printMetadata(stderr, "trailer", trailer)
+	}
 	if err != nil {
 		st := status.Convert(err)
 		fmt.Fprintf(stderr, "%s: %s\n", st.Code(), st.Message())

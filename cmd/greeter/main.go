@@ -2,8 +2,10 @@
 //
 // Usage:
 //
-//	greeter serve [--addr localhost:50051]
+//	greeter serve [--addr localhost:50051] [--grace 10s] [--fail-first N]
 //	greeter call  [--addr localhost:50051] [--name world] [--again] [--timeout 1s]
+//	              [--header k=v ...] [-v] [--compress gzip]
+//	greeter health [--addr localhost:50051] [--service NAME]
 //
 // Run "greeter CMD --help" for every flag of a command.
 package main
@@ -37,6 +39,7 @@ func commands() []command {
 	return []command{
 		{"serve", "serve the Greeter service until SIGINT or SIGTERM", runServe},
 		{"call", "call the Greeter service once and print the reply", runCall},
+		{"health", "check a server's health; exit 0 only when SERVING", runHealth},
 	}
 }
 

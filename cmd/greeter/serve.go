@@ -17,12 +17,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	addr := fs.String("addr", "localhost:50051", "`address` to listen on (host:port; port 0 picks a free one)")
 	grace := fs.Duration("grace", 10*time.Second, "how long shutdown waits for in-flight calls before cancelling them")
 	noReflection := fs.Bool("no-reflection", false, "do not register the server reflection service")
+	failFirst := fs.Int("fail-first", 0, "fault injection: fail the first `N` attempts of every call with UNAVAILABLE")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	opts := []greeter.ServerOption{greeter.WithLogger(logger)}
+	opts := []greeter.ServerOption{greeter.WithLogger(logger), greeter.WithRequestID(), greeter.WithFailFirst(*failFirst)}
 	if *noReflection {
 		opts = append(opts, greeter.WithoutReflection())
 	}
