@@ -20,8 +20,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-const testTimeout = 10 * time.Second
-
 // syncBuffer is a bytes.Buffer that signals its first line, which is where
 // "greeter serve" says the address it listens on.
 type syncBuffer struct {
@@ -64,7 +62,7 @@ func startServe(t *testing.T, args ...string) (addr string, stop func() int, std
 	case c := <-code:
 		cancel()
 		t.Fatalf("serve exited with %d: %s", c, stderr)
-	case <-time.After(testTimeout):
+	case <-time.After(defaultTestTimeout):
 		cancel()
 		t.Fatal("serve did not start")
 	}
@@ -108,7 +106,7 @@ func serveInProcess(t *testing.T, opts ...greeter.ServerOption) (*greeter.Server
 
 // runCmd runs one greeter command and returns its exit code and output.
 func runCmd(args ...string) (code int, stdout, stderr string) {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
 	var out, errOut bytes.Buffer
 	code = run(ctx, args, &out, &errOut)
@@ -235,7 +233,7 @@ func TestServeShutdownLosesNoInFlightCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	defer cancel()
 
 	// Streams surely in flight: each has completed an exchange.
