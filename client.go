@@ -26,6 +26,7 @@ type clientConfig struct {
 	service  string
 	// serviceConfig is grpc's JSON service config; empty for none.
 	serviceConfig string
+	deadline      deadlineOptions
 }
 
 func newClientConfig(opts []ClientOption) (*clientConfig, error) {
@@ -51,15 +52,16 @@ func (c *clientConfig) validate() error {
 	case c.service == "":
 		return errors.New("greeter: WithServiceName: empty name")
 	}
-	return nil
+	return c.deadline.validate()
 }
 
 // Client calls the Greeter service over one shared connection. It is safe
 // for concurrent use; build it once with [NewClient] and [Client.Close] it
 // when done.
 type Client struct {
-	conn    *grpc.ClientConn
-	timeout time.Duration
+	conn     *grpc.ClientConn
+	timeout  time.Duration
+	deadline deadlineOptions
 	// Full method names, computed once for the configured service name.
 	sayHello, sayHelloAgain, streamReply, bidi string
 }
@@ -101,6 +103,7 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	return &Client{
 		conn:          conn,
 		timeout:       cfg.timeout,
+		deadline:      cfg.deadline,
 		sayHello:      prefix + "SayHello",
 		sayHelloAgain: prefix + "SayHelloAgain",
 		streamReply:   prefix + "SayHelloStreamReply",
@@ -125,13 +128,8 @@ func (c *Client) SayHelloAgain(ctx context.Context, name string, opts ...grpc.Ca
 }
 
 func (c *Client) unary(ctx context.Context, method, name string, opts []grpc.CallOption) (string, error) {
-	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
 	reply := new(greeterpb.HelloReply)
-	if err := c.conn.Invoke(ctx, method, &greeterpb.HelloRequest{Name: name}, reply, opts...); err != nil {
+	if err := c.invoke(ctx, method, &greeterpb.HelloRequest{Name: name}, reply, opts); err != nil {
 		return "", err
 	}
 	return reply.GetMessage(), nil
@@ -142,7 +140,7 @@ func (c *Client) unary(ctx context.Context, method, name string, opts []grpc.Cal
 // as long as ctx; cancel ctx to abandon it.
 func (c *Client) SayHelloStreamReply(ctx context.Context, name string, opts ...grpc.CallOption) (grpc.ServerStreamingClient[greeterpb.HelloReply], error) {
 	desc := &grpc.StreamDesc{StreamName: "SayHelloStreamReply", ServerStreams: true}
-	cs, err := c.conn.NewStream(ctx, desc, c.streamReply, opts...)
+	cs, err := c.newStream(ctx, desc, c.streamReply, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +159,7 @@ func (c *Client) SayHelloStreamReply(ctx context.Context, name string, opts ...g
 // The stream lives as long as ctx; cancel ctx to abandon it.
 func (c *Client) SayHelloBidiStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[greeterpb.HelloRequest, greeterpb.HelloReply], error) {
 	desc := &grpc.StreamDesc{StreamName: "SayHelloBidiStream", ServerStreams: true, ClientStreams: true}
-	cs, err := c.conn.NewStream(ctx, desc, c.bidi, opts...)
+	cs, err := c.newStream(ctx, desc, c.bidi, opts)
 	if err != nil {
 		return nil, err
 	}

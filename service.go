@@ -26,16 +26,25 @@ type service struct {
 // serviceUnaryInterceptors lists the service's own unary policies,
 // outermost first.
 func serviceUnaryInterceptors(cfg *serverConfig) []grpc.UnaryServerInterceptor {
-	return nil
+	var is []grpc.UnaryServerInterceptor
+	if cfg.guard != nil {
+		is = append(is, cfg.guard.unary)
+	}
+	return is
 }
 
 // serviceStreamInterceptors lists the service's own stream policies,
 // outermost first.
 func serviceStreamInterceptors(cfg *serverConfig) []grpc.StreamServerInterceptor {
-	return nil
+	var is []grpc.StreamServerInterceptor
+	if cfg.guard != nil {
+		is = append(is, cfg.guard.stream)
+	}
+	return is
 }
 
 func register(r grpc.ServiceRegistrar, cfg *serverConfig) {
+	cfg.guard = newGuard(cfg)
 	s := &service{
 		cfg:    cfg,
 		unary:  chainUnary(serviceUnaryInterceptors(cfg)),
