@@ -205,7 +205,7 @@ const errorInfoDomain = "greeter.grpc-greeter.github.com"
 // Reasons in the ErrorInfo detail a greeter server attaches when it ends a
 // call for a deadline of its own.
 const (
-	reasonServerCap = "SERVER_DEADLINE_CAP"
+	reasonServerCap     = "SERVER_DEADLINE_CAP"
 	reasonMinBudget     = "BUDGET_BELOW_MINIMUM"
 	reasonServerDefault = "SERVER_DEFAULT_DEADLINE"
 )
