@@ -291,6 +291,19 @@ type callState struct {
 	note     string
 }
 
+// contextErr is ctx.Err(), or DeadlineExceeded once the deadline has passed
+// though ctx's timer has yet to run: grpc reports a deadline as soon as the
+// clock says so, a hair before the context does.
+func contextErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // invoke runs one unary call with the client's deadline rules and explains a
 // DeadlineExceeded or Canceled end.
 func (c *Client) invoke(ctx context.Context, method string, req, reply any, opts []grpc.CallOption) error {
@@ -335,7 +348,7 @@ func (c *Client) invokeAttempts(ctx context.Context, cs *callState, req, reply a
 			limited = true
 		}
 		err := c.conn.Invoke(actx, cs.method, req, reply, opts...)
-		attemptExpired := limited && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+		attemptExpired := limited && contextErr(ctx) == nil && errors.Is(contextErr(actx), context.DeadlineExceeded)
 		cancel()
 		if err == nil {
 			return nil
@@ -346,7 +359,7 @@ func (c *Client) invokeAttempts(ctx context.Context, cs *callState, req, reply a
 			cs.source, cs.budget = SourcePerAttempt, per
 		}
 		retryable := code == codes.Unavailable || (attemptExpired && code == codes.DeadlineExceeded)
-		if !retryable || attempt >= c.deadline.maxAttempts || ctx.Err() != nil {
+		if !retryable || attempt >= c.deadline.maxAttempts || contextErr(ctx) != nil {
 			return c.explain(ctx, cs, err)
 		}
 		backoff := min(retryBackoff<<(attempt-1), retryBackoffMax)
@@ -397,7 +410,7 @@ func (c *Client) explain(ctx context.Context, cs *callState, err error) error {
 	if e.Attempts <= 1 {
 		e.LastCode = code
 	}
-	ctxErr := ctx.Err()
+	ctxErr := contextErr(ctx)
 	fromServer := false
 	for _, d := range st.Details() {
 		info, ok := d.(*errdetails.ErrorInfo)
@@ -536,7 +549,7 @@ func (s *deadlineStream) explain(err error) error {
 	if err == io.EOF {
 		return err
 	}
-	if s.sctx != nil && errors.Is(context.Cause(s.sctx), errStreamIdle) && s.ctx.Err() == nil {
+	if s.sctx != nil && errors.Is(context.Cause(s.sctx), errStreamIdle) && contextErr(s.ctx) == nil {
 		return &DeadlineError{
 			Code:     codes.DeadlineExceeded,
 			Method:   s.cs.method,

@@ -145,7 +145,7 @@ type serverDeadlines struct {
 	graceSet bool
 	upstream *relay
 	// hook, for tests only, runs in the handler before the work.
-	hook func(ctx context.Context, method string)
+	hook func(ctx context.Context, method string) error
 }
 
 func (d *serverDeadlines) validate() error {
@@ -402,11 +402,13 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	}
 	resp, err := func() (any, error) {
 		defer end()
+		if g.cfg.hook != nil {
+			if err := g.cfg.hook(hctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+		}
 		if err := wait(hctx, g.cfg.delay); err != nil {
 			return nil, err
-		}
-		if g.cfg.hook != nil {
-			g.cfg.hook(hctx, info.FullMethod)
 		}
 		if g.cfg.upstream != nil {
 			return g.cfg.upstream.unary(hctx, info.FullMethod, req)
