@@ -347,11 +347,10 @@ func (g *guard) reportStuck() {
 
 // finish turns the handler's error into the status the caller gets and
 // logs the end of a call cut short by its deadline or its caller.
-func (g *guard) finish(ctx, hctx context.Context, method string, b budget, call *guardedCall, err error, setTrailer func(metadata.MD)) error {
+func (g *guard) finish(ctx context.Context, ctxErr error, method string, b budget, call *guardedCall, err error, setTrailer func(metadata.MD)) error {
 	if b.capped > 0 {
 		setTrailer(metadata.Pairs(TrailerDeadlineCap, b.capped.String()))
 	}
-	ctxErr := hctx.Err()
 	if err == nil || ctxErr == nil {
 		return err
 	}
@@ -400,8 +399,10 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	if err != nil {
 		return nil, err
 	}
+	var ctxErr error
 	resp, err := func() (any, error) {
 		defer end()
+		defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
 		if g.cfg.hook != nil {
 			if err := g.cfg.hook(hctx, info.FullMethod); err != nil {
 				return nil, err
@@ -415,7 +416,7 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 		}
 		return handler(hctx, req)
 	}()
-	err = g.finish(ctx, hctx, info.FullMethod, b, call, err, func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) })
+	err = g.finish(ctx, ctxErr, info.FullMethod, b, call, err, func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) })
 	if err != nil {
 		return nil, err
 	}
@@ -435,14 +436,16 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 		// deadline.
 		gs.recvGuard = true
 	}
+	var ctxErr error
 	err = func() error {
 		defer end()
+		defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
 		if g.cfg.upstream != nil && info.IsServerStream && !info.IsClientStream {
 			return g.cfg.upstream.serverStream(gs, info.FullMethod)
 		}
 		return handler(srv, gs)
 	}()
-	return g.finish(ctx, hctx, info.FullMethod, b, call, err, ss.SetTrailer)
+	return g.finish(ctx, ctxErr, info.FullMethod, b, call, err, ss.SetTrailer)
 }
 
 // guardedStream hands the handler its policed context and paces replies by
