@@ -19,7 +19,7 @@ type hop struct {
 	addr string
 	srv  *greeter.Server
 
-	mu    sync.Mutex
+	mu      sync.Mutex
 	calls   []hopCall
 	entered chan struct{} // each call's start
 	ended   chan hopCall  // each call's context end
