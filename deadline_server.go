@@ -62,10 +62,7 @@ const TrailerDeadlineCap = "greeter-deadline-cap"
 const DefaultOverrunGrace = 100 * time.Millisecond
 
 // deadlineTolerance is how close to its deadline a call may be cancelled
-// and still be reported as DeadlineExceeded. A client's RST_STREAM, sent when
-// its own deadline fires, reaches the server about when the server's timer
-// for the same deadline fires; when it comes first grpc hands the handler
-// Canceled. Within this margin the server lets its own timer fire instead.
+// and still be reported as DeadlineExceeded: see exactContext.
 const deadlineTolerance = 5 * time.Millisecond
 
 // WithServerDeadlines sets the server's deadline policy for every method:
@@ -105,11 +102,13 @@ func WithDelay(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.delay = true, d })
 }
 
-// WithOverrunGrace sets how long a handler may run on after its context
-// ended before the server counts it ([Server.Overruns]) and logs it at Warn
-// with its method; [Server.Shutdown] also names the handlers still running
-// when it forces the stop. It turns on the deadline guard as
-// [WithServerDeadlines] does; the default grace is [DefaultOverrunGrace].
+// WithOverrunGrace sets how long a handler may run on after its deadline
+// passed before the server counts it ([Server.Overruns]) and logs it at Warn
+// with its method. A call with no deadline that its caller cancelled is not
+// counted (give calls a deadline with [DeadlinePolicy].Default); like any
+// other still running, [Server.Shutdown] names it when it forces the stop.
+// It turns on the deadline guard as [WithServerDeadlines] does; the default
+// grace is [DefaultOverrunGrace].
 func WithOverrunGrace(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.grace = true, d })
 }
@@ -185,11 +184,12 @@ type guard struct {
 }
 
 type guardedCall struct {
-	method string
-	start  time.Time
+	method   string
+	start    time.Time
+	deadline time.Time   // zero when none
+	timer    *time.Timer // checks for an overrun; nil without deadline
 
 	mu      sync.Mutex
-	ctxEnd  time.Time // when the handler's context ended; zero while live
 	done    bool
 	counted bool
 }
@@ -252,72 +252,95 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 	if b.has {
 		hctx, cancel = withExactDeadline(ctx, b.deadline)
 	}
-	call := &guardedCall{method: method, start: now}
+	call := &guardedCall{method: method, start: now, deadline: b.deadline}
 	g.mu.Lock()
 	g.running[call] = struct{}{}
 	g.mu.Unlock()
-	stopWatch := context.AfterFunc(hctx, func() { g.contextEnded(call) })
+	if b.has {
+		// One timer per call, which fires only for a handler still
+		// running grace after its deadline: no goroutine per call, and
+		// nothing added to the moment the deadline passes.
+		call.timer = time.AfterFunc(time.Until(b.deadline)+g.grace, func() { g.checkOverrun(hctx, call) })
+	}
 	end := func() {
-		stopWatch()
 		cancel()
 		g.handlerReturned(call)
 	}
 	return hctx, call, b, end, nil
 }
 
-// withExactDeadline gives a handler a context that ends when parent does but
-// says DeadlineExceeded when it ends at the deadline, whichever side's timer
-// fired first.
+// withExactDeadline gives a handler a context that ends with parent, or at
+// dl if that comes first, and says DeadlineExceeded when it ended at the
+// deadline, whichever side's timer fired first.
 func withExactDeadline(parent context.Context, dl time.Time) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(parent), dl)
-	stop := context.AfterFunc(parent, func() {
-		if time.Until(dl) > deadlineTolerance {
-			cancel()
-		}
-		// Else the caller's own deadline fired a hair before ours: our
-		// timer ends ctx within deadlineTolerance, as DeadlineExceeded.
-	})
-	return ctx, func() { stop(); cancel() }
+	ctx, cancel := parent, context.CancelFunc(func() {})
+	if pdl, ok := parent.Deadline(); !ok || dl.Before(pdl) {
+		ctx, cancel = context.WithDeadline(parent, dl)
+	}
+	return &exactContext{Context: ctx, deadline: dl}, cancel
 }
 
-func (g *guard) contextEnded(c *guardedCall) {
-	c.mu.Lock()
-	c.ctxEnd = time.Now()
-	c.mu.Unlock()
-	time.AfterFunc(g.grace, func() { g.checkOverrun(c) })
+// exactContext corrects one error of grpc's: a client's RST_STREAM, sent
+// when its own deadline fires, reaches the server about when the server's
+// timer for the same deadline fires, and when it comes first grpc ends the
+// handler's context with Canceled. exactContext reports DeadlineExceeded for
+// a cancellation within deadlineTolerance of the deadline. It ends exactly
+// when grpc's context does: no timer, no goroutine, no added lag.
+type exactContext struct {
+	context.Context
+	deadline time.Time
+	verdict  atomic.Int32 // 0: not yet decided; 1: deadline; 2: canceled
 }
 
-func (g *guard) checkOverrun(c *guardedCall) {
+func (c *exactContext) Err() error {
+	err := c.Context.Err()
+	if err != context.Canceled {
+		return err
+	}
+	// Decided once, on first sight of the cancellation: a handler looks
+	// at Err as soon as Done closes, and so does the guard when the
+	// handler returns.
+	v := int32(2)
+	if time.Until(c.deadline) <= deadlineTolerance {
+		v = 1
+	}
+	c.verdict.CompareAndSwap(0, v)
+	if c.verdict.Load() == 1 {
+		return context.DeadlineExceeded
+	}
+	return context.Canceled
+}
+
+// checkOverrun runs grace after a call's deadline: a handler still running
+// then has ignored the end of its context.
+func (g *guard) checkOverrun(hctx context.Context, c *guardedCall) {
 	c.mu.Lock()
-	if c.done || c.counted {
+	if c.done || c.counted || hctx.Err() == nil {
 		c.mu.Unlock()
 		return
 	}
 	c.counted = true
-	after := time.Since(c.ctxEnd)
 	c.mu.Unlock()
 	g.overruns.Add(1)
 	g.logger.Warn("handler still running after its context ended",
-		"method", c.method, "after", round(after), "running", round(time.Since(c.start)))
+		"method", c.method, "past_deadline", round(time.Since(c.deadline)), "running", round(time.Since(c.start)))
 }
 
 func (g *guard) handlerReturned(c *guardedCall) {
 	c.mu.Lock()
 	c.done = true
-	late := !c.counted && !c.ctxEnd.IsZero() && time.Since(c.ctxEnd) > g.grace
-	c.counted = c.counted || late
-	var after time.Duration
-	if late {
-		after = time.Since(c.ctxEnd)
-	}
+	counted := c.counted
 	c.mu.Unlock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 	g.mu.Lock()
 	delete(g.running, c)
 	g.mu.Unlock()
-	if late {
+	if past := time.Since(c.deadline); !counted && c.timer != nil && past > g.grace {
+		// The timer fired late, or is firing now: count the call here.
 		g.overruns.Add(1)
-		g.logger.Warn("handler returned late, after its context ended",
-			"method", c.method, "after", round(after))
+		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "past_deadline", round(past))
 	}
 }
 
