@@ -115,7 +115,8 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 // a greeter server. Errors carry a gRPC status: status.Code(err) tells
 // DeadlineExceeded when the deadline passed, Canceled when ctx was
 // cancelled, Unavailable when no server could be reached, and the server's
-// own code otherwise.
+// own code otherwise. DeadlineExceeded and Canceled come as a
+// [*DeadlineError] that explains which budget ran out and where.
 func (c *Client) SayHello(ctx context.Context, name string, opts ...grpc.CallOption) (string, error) {
 	return c.unary(ctx, c.sayHello, name, opts)
 }
