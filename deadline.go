@@ -558,7 +558,7 @@ func (s *deadlineStream) explain(err error) error {
 			Source:   SourceStreamIdle,
 			Phase:    PhaseServer,
 			Attempts: 1,
-			LastCode: status.Code(err),
+			LastCode: codes.DeadlineExceeded, // grpc says Canceled: we ended it
 			Detail:   fmt.Sprintf("no message for %v", s.idle),
 			err:      err,
 		}

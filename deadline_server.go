@@ -178,6 +178,7 @@ type guard struct {
 	logger   *slog.Logger
 	grace    time.Duration
 	overruns atomic.Int64
+	stopping atomic.Bool // Shutdown is cancelling the calls left
 
 	mu      sync.Mutex
 	running map[*guardedCall]struct{}
@@ -203,6 +204,9 @@ func newGuard(cfg *serverConfig) *guard {
 	g := &guard{cfg: &cfg.deadline, logger: cfg.logger, grace: DefaultOverrunGrace, running: map[*guardedCall]struct{}{}}
 	if cfg.deadline.grace > 0 {
 		g.grace = cfg.deadline.grace
+	}
+	if cfg.deadline.upstream != nil {
+		cfg.deadline.upstream.logger = cfg.logger
 	}
 	return g
 }
@@ -243,7 +247,7 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 	}
 	if left := b.deadline.Sub(now); b.has && p.MinBudget > 0 && left < p.MinBudget {
 		g.logger.LogAttrs(ctx, slog.LevelInfo, "call refused: budget below minimum",
-			slog.String("method", method), slog.Duration("left", left), slog.Duration("min", p.MinBudget))
+			slog.String("method", method), slog.Duration("left", round(left)), slog.Duration("min", p.MinBudget))
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: %s needs at least %v of budget, the call has %v left", method, p.MinBudget, round(max(left, 0)))).
 			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonMinBudget, Metadata: map[string]string{"min": p.MinBudget.String()}})
 		return nil, nil, b, nil, st.Err()
@@ -363,6 +367,7 @@ func (g *guard) reportStuck() {
 	if g == nil {
 		return
 	}
+	g.stopping.Store(true)
 	if names := g.stuck(); len(names) > 0 {
 		g.logger.Warn("shutdown: grace period over, stopping handlers still running", "handlers", names)
 	}
@@ -381,6 +386,11 @@ func (g *guard) finish(ctx context.Context, ctxErr error, method string, b budge
 		return err // the handler's own answer
 	}
 	elapsed := round(time.Since(call.start))
+	if !errors.Is(ctxErr, context.DeadlineExceeded) && g.stopping.Load() {
+		g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by shutdown",
+			slog.String("method", method), slog.Duration("after", elapsed))
+		return status.Error(codes.Unavailable, "greeter: server shutting down")
+	}
 	if !errors.Is(ctxErr, context.DeadlineExceeded) {
 		g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by the caller",
 			slog.String("method", method), slog.Duration("after", elapsed))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -58,6 +59,7 @@ type relay struct {
 	set        bool
 	reserve    time.Duration
 	reserveSet bool
+	logger     *slog.Logger // the server's, set by newGuard
 }
 
 func (r *relay) validate() error {
@@ -87,9 +89,22 @@ func (r *relay) budget(ctx context.Context, method string) (context.Context, con
 	return ctx, cancel, nil
 }
 
-// upstreamError keeps the upstream's code and says where it came from.
-func upstreamError(method string, err error) error {
+// upstreamError keeps the upstream's code, says where it came from, and
+// logs it: the relay's caller only sees the relay.
+func (r *relay) upstreamError(ctx context.Context, method string, err error) error {
+	var de *DeadlineError
+	if errors.As(err, &de) {
+		what := "deadline exceeded"
+		if de.Code == codes.Canceled {
+			what = "canceled"
+		}
+		r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call ended", slog.String("method", method),
+			slog.String("code", de.Code.String()), slog.Duration("budget", round(de.Budget)), slog.Duration("after", round(de.Elapsed)))
+		return status.Errorf(de.Code, "greeter relay: %s: upstream %s after %v of its %v budget (ours less the %v reply reserve), %v",
+			method, what, round(de.Elapsed), round(de.Budget), r.reserve, de.Phase)
+	}
 	st := status.Convert(err)
+	r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call failed", slog.String("method", method), slog.String("code", st.Code().String()))
 	return status.Errorf(st.Code(), "greeter relay: %s: upstream: %s", method, st.Message())
 }
 
@@ -106,7 +121,7 @@ func (r *relay) unary(ctx context.Context, method string, req any) (any, error) 
 	}
 	msg, err := call(uctx, name)
 	if err != nil {
-		return nil, upstreamError(method, err)
+		return nil, r.upstreamError(ctx, method, err)
 	}
 	return &greeterpb.HelloReply{Message: msg}, nil
 }
@@ -124,7 +139,7 @@ func (r *relay) serverStream(ss grpc.ServerStream, method string) error {
 	defer cancel()
 	up, err := r.client.SayHelloStreamReply(uctx, req.GetName())
 	if err != nil {
-		return upstreamError(method, err)
+		return r.upstreamError(ss.Context(), method, err)
 	}
 	for {
 		reply, err := up.Recv()
@@ -132,7 +147,7 @@ func (r *relay) serverStream(ss grpc.ServerStream, method string) error {
 			return nil
 		}
 		if err != nil {
-			return upstreamError(method, err)
+			return r.upstreamError(ss.Context(), method, err)
 		}
 		if err := ss.SendMsg(reply); err != nil {
 			return err
