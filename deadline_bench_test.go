@@ -19,7 +19,7 @@ import (
 
 // Deadline precision, greeter against plain grpc-go in the same run: 100
 // concurrent calls to 127.0.0.1 whose handler waits for its context to end,
-// each with a 50ms deadline, repeated b.N times. Lateness is when the client
+// each with a 50ms deadline, b.N waves for each, alternating. Lateness is when the client
 // got DeadlineExceeded minus its deadline; cancellation lag is when the
 // handler saw its context end minus the same deadline. Run with:
 //
@@ -60,55 +60,69 @@ func (r *precisionRecorder) interceptor(ctx context.Context, req any, _ *grpc.Un
 }
 
 func BenchmarkDeadlinePrecision(b *testing.B) {
-	impls := []struct {
-		name  string
-		start func(b *testing.B, rec *precisionRecorder) func(ctx context.Context, name string) error
-	}{
-		{"grpc-go", startPlainPrecision},
-		{"greeter", startGreeterPrecision},
+	impls := []*precisionImpl{
+		{name: "grpc", start: startPlainPrecision},
+		{name: "greeter", start: startGreeterPrecision},
 	}
 	for _, impl := range impls {
-		b.Run(impl.name, func(b *testing.B) {
-			rec := &precisionRecorder{deadlines: make([]time.Time, precisionConcurrency)}
-			call := impl.start(b, rec)
-			rec.ended.Add(1)
-			if err := call(context.Background(), "0"); status.Code(err) != codes.DeadlineExceeded {
-				b.Fatalf("warm-up: %v; want DeadlineExceeded", err) // also connects
+		impl.rec = &precisionRecorder{deadlines: make([]time.Time, precisionConcurrency)}
+		impl.call = impl.start(b, impl.rec)
+		impl.rec.ended.Add(1)
+		if err := impl.call(context.Background(), "0"); status.Code(err) != codes.DeadlineExceeded {
+			b.Fatalf("%s warm-up: %v; want DeadlineExceeded", impl.name, err) // also connects
+		}
+		impl.rec.ended.Wait()
+		impl.rec.lag = impl.rec.lag[:0]
+	}
+	b.ResetTimer()
+	for n := range b.N {
+		// Waves alternate between the two, in turn first, so that a
+		// change of load on the machine weighs on both alike.
+		for k := range impls {
+			impls[(n+k)%len(impls)].wave(b)
+		}
+	}
+	b.StopTimer()
+	for _, impl := range impls {
+		report(b, impl.name+"-late", impl.late)
+		report(b, impl.name+"-lag", impl.rec.lag)
+	}
+}
+
+type precisionImpl struct {
+	name  string
+	start func(b *testing.B, rec *precisionRecorder) func(ctx context.Context, name string) error
+	call  func(ctx context.Context, name string) error
+	rec   *precisionRecorder
+	mu    sync.Mutex
+	late  []time.Duration
+}
+
+// wave makes precisionConcurrency calls at once and waits for their ends on
+// both sides.
+func (p *precisionImpl) wave(b *testing.B) {
+	var wg sync.WaitGroup
+	p.rec.ended.Add(precisionConcurrency)
+	for i := range precisionConcurrency {
+		ctx, cancel := context.WithTimeout(context.Background(), precisionBudget)
+		dl, _ := ctx.Deadline()
+		p.rec.mu.Lock()
+		p.rec.deadlines[i] = dl
+		p.rec.mu.Unlock()
+		wg.Go(func() {
+			defer cancel()
+			err := p.call(ctx, strconv.Itoa(i))
+			now := time.Now()
+			if status.Code(err) != codes.DeadlineExceeded {
+				b.Errorf("%s: call: %v; want DeadlineExceeded", p.name, err)
 			}
-			rec.ended.Wait()
-			rec.lag = rec.lag[:0]
-			var late []time.Duration
-			var mu sync.Mutex
-			b.ResetTimer()
-			for range b.N {
-				var wg sync.WaitGroup
-				rec.ended.Add(precisionConcurrency)
-				for i := range precisionConcurrency {
-					ctx, cancel := context.WithTimeout(context.Background(), precisionBudget)
-					dl, _ := ctx.Deadline()
-					rec.mu.Lock()
-					rec.deadlines[i] = dl
-					rec.mu.Unlock()
-					wg.Go(func() {
-						defer cancel()
-						err := call(ctx, strconv.Itoa(i))
-						now := time.Now()
-						if status.Code(err) != codes.DeadlineExceeded {
-							b.Errorf("call: %v; want DeadlineExceeded", err)
-						}
-						mu.Lock()
-						late = append(late, now.Sub(dl))
-						mu.Unlock()
-					})
-				}
-				wg.Wait()
-				rec.ended.Wait()
-			}
-			b.StopTimer()
-			report(b, "late", late)
-			report(b, "lag", rec.lag)
+			p.mu.Lock()
+			p.late = append(p.late, now.Sub(dl))
+			p.mu.Unlock()
 		})
 	}
+	wg.Wait()
+	p.rec.ended.Wait()
 }
 
 func report(b *testing.B, what string, d []time.Duration) {
