@@ -143,7 +143,13 @@ func (e *DeadlineError) Error() string {
 		b.WriteString("deadline exceeded")
 	}
 	if e.Phase == PhaseBeforeSend {
-		fmt.Fprintf(&b, " before send: the context had ended before the call (budget %v from %v); 0 attempts", round(e.Budget), e.Source)
+		switch {
+		case e.Code == codes.Canceled:
+			b.WriteString(" before send: the context was canceled before the call")
+		case e.Source != SourceNone:
+			fmt.Fprintf(&b, " before send: the deadline from %v had passed %v before the call", e.Source, round(-e.Budget))
+		}
+		b.WriteString("; 0 attempts")
 		return b.String()
 	}
 	fmt.Fprintf(&b, " after %v", round(e.Elapsed))
