@@ -141,11 +141,10 @@ func (c *Client) unary(ctx context.Context, method, name string, opts []grpc.Cal
 // as long as ctx; cancel ctx to abandon it.
 func (c *Client) SayHelloStreamReply(ctx context.Context, name string, opts ...grpc.CallOption) (grpc.ServerStreamingClient[greeterpb.HelloReply], error) {
 	desc := &grpc.StreamDesc{StreamName: "SayHelloStreamReply", ServerStreams: true}
-	cs, err := c.newStream(ctx, desc, c.streamReply, opts)
+	s, err := c.newStream(ctx, desc, c.streamReply, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &grpc.GenericClientStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ClientStream: cs}
 	if err := s.SendMsg(&greeterpb.HelloRequest{Name: name}); err != nil {
 		return nil, err
 	}
@@ -160,11 +159,7 @@ func (c *Client) SayHelloStreamReply(ctx context.Context, name string, opts ...g
 // The stream lives as long as ctx; cancel ctx to abandon it.
 func (c *Client) SayHelloBidiStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[greeterpb.HelloRequest, greeterpb.HelloReply], error) {
 	desc := &grpc.StreamDesc{StreamName: "SayHelloBidiStream", ServerStreams: true, ClientStreams: true}
-	cs, err := c.newStream(ctx, desc, c.bidi, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &grpc.GenericClientStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ClientStream: cs}, nil
+	return c.newStream(ctx, desc, c.bidi, opts)
 }
 
 // Conn returns the client's connection, to call other services on the same

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grpc-greeter/greeter/greeterpb"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -483,9 +484,16 @@ func (c *Client) phase(st *status.Status, ctxErr error, fromServer bool) Phase {
 	return PhaseServer
 }
 
+// helloStream is a Greeter stream and its deadline wrapper in one
+// allocation.
+type helloStream struct {
+	grpc.GenericClientStream[greeterpb.HelloRequest, greeterpb.HelloReply]
+	ds deadlineStream
+}
+
 // newStream opens a stream with the client's deadline rules: the idle
 // timeout, and explained errors on NewStream and RecvMsg.
-func (c *Client) newStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts []grpc.CallOption) (grpc.ClientStream, error) {
+func (c *Client) newStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts []grpc.CallOption) (*grpc.GenericClientStream[greeterpb.HelloRequest, greeterpb.HelloReply], error) {
 	cs := callState{start: time.Now(), method: method, source: SourceCaller, attempts: 1}
 	if dl, ok := ctx.Deadline(); ok {
 		cs.budget = dl.Sub(cs.start)
@@ -496,7 +504,8 @@ func (c *Client) newStream(ctx context.Context, desc *grpc.StreamDesc, method st
 		cs.phase, cs.attempts = PhaseBeforeSend, 0
 		return nil, c.explain(ctx, &cs, status.FromContextError(err).Err())
 	}
-	s := &deadlineStream{c: c, cs: cs, ctx: ctx}
+	hs := &helloStream{ds: deadlineStream{c: c, cs: cs, ctx: ctx}}
+	s := &hs.ds
 	sctx := ctx
 	if idle := c.deadline.streamIdle; idle > 0 {
 		var cancel context.CancelCauseFunc
@@ -511,7 +520,8 @@ func (c *Client) newStream(ctx context.Context, desc *grpc.StreamDesc, method st
 		return nil, err
 	}
 	s.ClientStream = stream
-	return s, nil
+	hs.GenericClientStream.ClientStream = s
+	return &hs.GenericClientStream, nil
 }
 
 var errStreamIdle = errors.New("greeter: stream idle timeout")

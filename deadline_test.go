@@ -677,3 +677,22 @@ func TestStreamIdleTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamServerCap checks the server's cap on a bidi stream whose handler
+// is blocked in Recv, waiting for a client that sends nothing and set no
+// deadline: the cap still ends it.
+func TestStreamServerCap(t *testing.T) {
+	ctx := bareContext(t)
+	c := newClient(t, newServer(t, greeter.WithServerDeadlines(greeter.DeadlinePolicy{Max: 100 * time.Millisecond})))
+	start := time.Now()
+	stream, err := c.SayHelloBidiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	within(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
+	de := deadlineError(t, err, codes.DeadlineExceeded)
+	if de.Source != greeter.SourceServerCap || de.Budget != 100*time.Millisecond {
+		t.Errorf("Source %v, Budget %v; want server's cap, 100ms (%v)", de.Source, de.Budget, err)
+	}
+}
