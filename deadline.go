@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
@@ -134,6 +136,9 @@ type DeadlineError struct {
 	Detail string
 
 	err error
+	// st caches GRPCStatus: status.Code(err) calls it, often, and the
+	// message takes formatting.
+	st atomic.Pointer[status.Status]
 }
 
 func (e *DeadlineError) Error() string {
@@ -153,21 +158,32 @@ func (e *DeadlineError) Error() string {
 		b.WriteString("; 0 attempts")
 		return b.String()
 	}
-	fmt.Fprintf(&b, " after %v", round(e.Elapsed))
+	// Plain appends, not fmt: status.Code(err) builds this message.
+	b.WriteString(" after ")
+	b.WriteString(round(e.Elapsed).String())
 	if e.Source != SourceNone {
-		fmt.Fprintf(&b, " (budget %v from %v)", round(e.Budget), e.Source)
+		b.WriteString(" (budget ")
+		b.WriteString(round(e.Budget).String())
+		b.WriteString(" from ")
+		b.WriteString(e.Source.String())
+		b.WriteString(")")
 	} else {
 		b.WriteString(" (no deadline)")
 	}
-	fmt.Fprintf(&b, " %v", e.Phase)
+	b.WriteString(" ")
+	b.WriteString(e.Phase.String())
 	if e.Detail != "" {
-		fmt.Fprintf(&b, ": %s", e.Detail)
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
 	}
-	a := "attempts"
+	b.WriteString("; ")
+	b.WriteString(strconv.Itoa(e.Attempts))
 	if e.Attempts == 1 {
-		a = "attempt"
+		b.WriteString(" attempt, last: ")
+	} else {
+		b.WriteString(" attempts, last: ")
 	}
-	fmt.Fprintf(&b, "; %d %s, last: %v", e.Attempts, a, e.LastCode)
+	b.WriteString(e.LastCode.String())
 	return b.String()
 }
 
@@ -184,10 +200,20 @@ func round(d time.Duration) time.Duration {
 // explanation as its message and the details of the original status, so
 // that status.Code and status.Convert see through it.
 func (e *DeadlineError) GRPCStatus() *status.Status {
-	p := status.Convert(e.err).Proto()
-	p.Code = int32(e.Code)
-	p.Message = e.Error()
-	return status.FromProto(p)
+	if st := e.st.Load(); st != nil {
+		return st
+	}
+	var st *status.Status
+	if orig := status.Convert(e.err); len(orig.Details()) == 0 {
+		st = status.New(e.Code, e.Error()) // no proto clone
+	} else {
+		p := orig.Proto()
+		p.Code = int32(e.Code)
+		p.Message = e.Error()
+		st = status.FromProto(p)
+	}
+	e.st.Store(st)
+	return st
 }
 
 // Is reports whether target is the context error matching e's code, so that
