@@ -385,20 +385,28 @@ func (g *guard) finish(ctx context.Context, ctxErr error, method string, b budge
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Canceled && st.Code() != codes.DeadlineExceeded && st.Code() != codes.Unknown {
 		return err // the handler's own answer
 	}
+	// Many calls can end together: with logging off, build nothing.
+	logOn := g.logger.Enabled(ctx, slog.LevelInfo)
 	elapsed := round(time.Since(call.start))
 	if !errors.Is(ctxErr, context.DeadlineExceeded) && g.stopping.Load() {
-		g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by shutdown",
-			slog.String("method", method), slog.Duration("after", elapsed))
-		return status.Error(codes.Unavailable, "greeter: server shutting down")
+		if logOn {
+			g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by shutdown",
+				slog.String("method", method), slog.Duration("after", elapsed))
+		}
+		return errShuttingDown
 	}
 	if !errors.Is(ctxErr, context.DeadlineExceeded) {
-		g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by the caller",
-			slog.String("method", method), slog.Duration("after", elapsed))
-		return status.Error(codes.Canceled, "greeter: call canceled by the caller")
+		if logOn {
+			g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by the caller",
+				slog.String("method", method), slog.Duration("after", elapsed))
+		}
+		return errCallerCanceled
 	}
-	g.logger.LogAttrs(ctx, slog.LevelInfo, "deadline exceeded",
-		slog.String("method", method), slog.String("budget_from", b.source),
-		slog.Duration("budget", round(b.deadline.Sub(call.start))), slog.Duration("after", elapsed))
+	if logOn {
+		g.logger.LogAttrs(ctx, slog.LevelInfo, "deadline exceeded",
+			slog.String("method", method), slog.String("budget_from", b.source),
+			slog.Duration("budget", round(b.deadline.Sub(call.start))), slog.Duration("after", elapsed))
+	}
 	if b.capped > 0 && ctx.Err() == nil {
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: the server's cap of %v for %s ran out", b.capped, method)).
 			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonServerCap, Metadata: map[string]string{"cap": b.capped.String()}})
@@ -409,8 +417,15 @@ func (g *guard) finish(ctx context.Context, ctxErr error, method string, b budge
 			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonServerDefault, Metadata: map[string]string{"default": b.dflt.String()}})
 		return st.Err()
 	}
-	return status.Error(codes.DeadlineExceeded, "greeter: deadline exceeded on the server")
+	return errServerDeadline
 }
+
+// The guard's own statuses; immutable, so shared.
+var (
+	errServerDeadline = status.Error(codes.DeadlineExceeded, "greeter: deadline exceeded on the server")
+	errCallerCanceled = status.Error(codes.Canceled, "greeter: call canceled by the caller")
+	errShuttingDown   = status.Error(codes.Unavailable, "greeter: server shutting down")
+)
 
 // wait does d of simulated work, or less if ctx ends first.
 func wait(ctx context.Context, d time.Duration) error {
