@@ -507,6 +507,18 @@ func TestPerAttemptTimeout(t *testing.T) {
 			t.Errorf("Attempts %d, LastCode %v; want 2 or 3 attempts in 250ms, DeadlineExceeded (%v)", de.Attempts, de.LastCode, err)
 		}
 	})
+	t.Run("unavailable is retried, keeps its code", func(t *testing.T) {
+		ctx := testContext(t)
+		c, err := greeter.NewClient(reservePort(t), greeter.WithInsecure(), greeter.WithPerAttemptTimeout(100*time.Millisecond, 3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, err = c.SayHello(ctx, "you")
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "3 attempts") {
+			t.Errorf("SayHello to nothing = %v; want Unavailable after 3 attempts", err)
+		}
+	})
 	t.Run("invalid", func(t *testing.T) {
 		if _, err := greeter.NewClient("localhost:1", greeter.WithInsecure(), greeter.WithPerAttemptTimeout(0, 3)); err == nil {
 			t.Error("NewClient(WithPerAttemptTimeout(0, 3)) = nil error; want one")
