@@ -47,6 +47,8 @@ const (
 	SourceStreamIdle
 )
 
+// String names the source as the explanation of a [DeadlineError] does:
+// "caller's context", "client default", and so on.
 func (s DeadlineSource) String() string {
 	switch s {
 	case SourceNone:
@@ -89,6 +91,8 @@ const (
 	PhaseBackoff
 )
 
+// String says where the call was, as the explanation of a [DeadlineError]
+// does: "before send", "on the server", and so on.
 func (p Phase) String() string {
 	switch p {
 	case PhaseBeforeSend:
@@ -141,6 +145,9 @@ type DeadlineError struct {
 	st atomic.Pointer[status.Status]
 }
 
+// Error explains the end of the call in one line: "deadline exceeded after
+// 100ms (budget 100ms from caller's context) on the server; 1 attempt, last:
+// DeadlineExceeded".
 func (e *DeadlineError) Error() string {
 	var b strings.Builder
 	if e.Code == codes.Canceled {

@@ -141,7 +141,6 @@ type serverDeadlines struct {
 	methods  map[string]DeadlinePolicy
 	delay    time.Duration
 	grace    time.Duration
-	graceSet bool
 	upstream *relay
 	// hook, for tests only, runs in the handler before the work.
 	hook func(ctx context.Context, method string) error

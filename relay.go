@@ -49,17 +49,16 @@ func WithReplyReserve(d time.Duration) ServerOption {
 		if c.deadline.upstream == nil {
 			c.deadline.upstream = &relay{}
 		}
-		c.deadline.upstream.reserve, c.deadline.upstream.reserveSet = d, true
+		c.deadline.upstream.reserve = d
 	})
 }
 
 // relay answers calls by calling an upstream greeter.
 type relay struct {
-	client     *Client
-	set        bool
-	reserve    time.Duration
-	reserveSet bool
-	logger     *slog.Logger // the server's, set by newGuard
+	client  *Client
+	set     bool
+	reserve time.Duration
+	logger  *slog.Logger // the server's, set by newGuard
 }
 
 func (r *relay) validate() error {
