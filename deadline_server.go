@@ -487,7 +487,10 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	err = func() error {
 		defer end()
 		defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
-		if g.cfg.upstream != nil && info.IsServerStream && !info.IsClientStream {
+		switch {
+		case g.cfg.upstream != nil && info.IsClientStream:
+			return g.cfg.upstream.bidiStream(gs, info.FullMethod)
+		case g.cfg.upstream != nil:
 			return g.cfg.upstream.serverStream(gs, info.FullMethod)
 		}
 		return handler(srv, gs)

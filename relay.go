@@ -19,15 +19,14 @@ import (
 // answer its caller, unless changed with [WithReplyReserve].
 const DefaultReplyReserve = 10 * time.Millisecond
 
-// WithUpstream makes the server a relay: SayHello, SayHelloAgain and
-// SayHelloStreamReply are answered by calling the same method on upstream,
+// WithUpstream makes the server a relay: every method is answered by calling
+// the same method on upstream,
 // a greeter [Client] the caller builds and closes, after any simulated work
 // ([WithDelay]). The upstream call gets the call's remaining budget minus the
 // reply reserve ([WithReplyReserve]) and is cancelled the moment the
 // relay's own caller goes away; a budget smaller than the reserve fails at
 // once with DeadlineExceeded, without calling upstream. The upstream's
-// errors keep their code. SayHelloBidiStream is answered locally. It turns
-// on the deadline guard as [WithServerDeadlines] does. The default is no
+// errors keep their code. It turns on the deadline guard as [WithServerDeadlines] does. The default is no
 // upstream: the server answers itself.
 func WithUpstream(upstream *Client) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
@@ -144,6 +143,58 @@ func (r *relay) serverStream(ss grpc.ServerStream, method string) error {
 		reply, err := up.Recv()
 		if err == io.EOF {
 			return nil
+		}
+		if err != nil {
+			return r.upstreamError(ss.Context(), method, err)
+		}
+		if err := ss.SendMsg(reply); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *relay) bidiStream(ss grpc.ServerStream, method string) error {
+	uctx, cancel, err := r.budget(ss.Context(), method)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	up, err := r.client.SayHelloBidiStream(uctx)
+	if err != nil {
+		return r.upstreamError(ss.Context(), method, err)
+	}
+	// Requests flow up in their own goroutine. It ends when the caller
+	// closes its side, or when its RecvMsg fails because this handler
+	// returned and grpc ended the stream.
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			req := new(greeterpb.HelloRequest)
+			if err := ss.RecvMsg(req); err != nil {
+				if err == io.EOF {
+					err = up.CloseSend()
+				}
+				recvErr <- err
+				return
+			}
+			if err := up.Send(req); err != nil {
+				recvErr <- nil // upstream ended: its Recv says why
+				return
+			}
+		}
+	}()
+	for {
+		reply, err := up.Recv()
+		if err == io.EOF {
+			// The upstream is done. A greeter upstream ends only
+			// after the caller closed its side; another may end
+			// first, and then returning ends the caller's side too.
+			select {
+			case err := <-recvErr:
+				return err
+			default:
+				return nil
+			}
 		}
 		if err != nil {
 			return r.upstreamError(ss.Context(), method, err)

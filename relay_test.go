@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter"
+	"github.com/grpc-greeter/greeter/greeterpb"
 	"google.golang.org/grpc/codes"
 )
 
@@ -214,4 +215,50 @@ func TestRelayReserve(t *testing.T) {
 	if n != greeter.DefaultStreamReplies {
 		t.Errorf("stream via relay gave %d replies; want %d", n, greeter.DefaultStreamReplies)
 	}
+
+	bidi, err := client.SayHelloBidiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a", "b", "c"}
+	for _, name := range names {
+		if err := bidi.Send(&greeterpb.HelloRequest{Name: name}); err != nil {
+			t.Fatalf("Send via relay: %v", err)
+		}
+	}
+	if err := bidi.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var greetings []string
+	for {
+		r, err := bidi.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("bidi via relay: %v", err)
+		}
+		greetings = append(greetings, r.GetMessage())
+	}
+	if len(greetings) != 3 || greetings[2] != "Hello, c!" {
+		t.Errorf("bidi via relay = %q; want one greeting per name", greetings)
+	}
+}
+
+func TestRelayBidiDeadline(t *testing.T) {
+	ctx := testContext(t)
+	up := startHop(t, "upstream", greeter.WithDelay(forever))
+	relay := startHop(t, "relay", greeter.WithUpstream(dialHop(t, up)))
+	client := dialHop(t, relay)
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	bidi, err := client.SayHelloBidiStream(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bidi.Send(&greeterpb.HelloRequest{Name: "you"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bidi.Recv()
+	deadlineError(t, err, codes.DeadlineExceeded)
 }
