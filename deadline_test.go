@@ -29,12 +29,12 @@ func bareContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// slack is the honest margin for a loaded machine on upper time bounds.
-const slack = time.Second
+// timeSlack is the honest margin for a loaded machine on upper time bounds.
+const timeSlack = time.Second
 
-// forever is simulated work no test waits out: the handler ends with its
+// workForever is simulated work no test waits out: the handler ends with its
 // context.
-const forever = time.Hour
+const workForever = time.Hour
 
 // logRecorder is a slog.Handler that keeps every record and hands each to
 // a channel, so tests await a log line instead of sleeping.
@@ -90,7 +90,7 @@ func (h *logRecorder) count(msg string) int {
 	return n
 }
 
-func attr(r slog.Record, key string) string {
+func logAttr(r slog.Record, key string) string {
 	var v string
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Key == key {
@@ -115,17 +115,17 @@ func deadlineError(t *testing.T, err error, want codes.Code) *greeter.DeadlineEr
 	return de
 }
 
-// within asserts a duration is in [lo, hi+slack].
-func within(t *testing.T, what string, got, lo, hi time.Duration) {
+// within asserts a duration is in [lo, hi+timeSlack].
+func assertWithin(t *testing.T, what string, got, lo, hi time.Duration) {
 	t.Helper()
-	if got < lo || got > hi+slack {
-		t.Fatalf("%s = %v; want between %v and %v (+%v slack)", what, got, lo, hi, slack)
+	if got < lo || got > hi+timeSlack {
+		t.Fatalf("%s = %v; want between %v and %v (+%v timeSlack)", what, got, lo, hi, timeSlack)
 	}
 }
 
-// callCounter is a server interceptor counting the calls that reach the
+// countCalls is a server interceptor counting the calls that reach the
 // server.
-func callCounter(n *atomic.Int64) greeter.ServerOption {
+func countCalls(n *atomic.Int64) greeter.ServerOption {
 	return greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		n.Add(1)
 		return h(ctx, req)
@@ -134,12 +134,12 @@ func callCounter(n *atomic.Int64) greeter.ServerOption {
 
 func TestDeadlineErrorContract(t *testing.T) {
 	ctx := testContext(t)
-	c := newClient(t, newServer(t, greeter.WithDelay(forever)))
+	c := newClient(t, newServer(t, greeter.WithDelay(workForever)))
 	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := c.SayHello(cctx, "you")
-	within(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
+	assertWithin(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
 	de := deadlineError(t, err, codes.DeadlineExceeded)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("errors.Is(err, context.DeadlineExceeded) = false for %v", err)
@@ -150,7 +150,7 @@ func TestDeadlineErrorContract(t *testing.T) {
 	if de.Source != greeter.SourceCaller || de.Phase != greeter.PhaseServer || de.Attempts != 1 || de.LastCode != codes.DeadlineExceeded {
 		t.Errorf("got Source %v, Phase %v, Attempts %d, LastCode %v; want caller's context, on the server, 1, DeadlineExceeded", de.Source, de.Phase, de.Attempts, de.LastCode)
 	}
-	within(t, "Budget", de.Budget, 90*time.Millisecond, 100*time.Millisecond)
+	assertWithin(t, "Budget", de.Budget, 90*time.Millisecond, 100*time.Millisecond)
 	for _, want := range []string{"deadline exceeded after", "budget 100ms from caller's context", "on the server", "1 attempt, last: DeadlineExceeded"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %q; want it to say %q", err, want)
@@ -162,7 +162,7 @@ func TestDeadlineErrorContract(t *testing.T) {
 }
 
 // started returns a hook that reports each handler start on a channel.
-func started() (greeter.ServerOption, <-chan string) {
+func handlerStarts() (greeter.ServerOption, <-chan string) {
 	ch := make(chan string, 100)
 	return greeter.WithHandlerHook(func(_ context.Context, method string) error { ch <- method; return nil }), ch
 }
@@ -170,8 +170,8 @@ func started() (greeter.ServerOption, <-chan string) {
 func TestCanceledExplained(t *testing.T) {
 	ctx := testContext(t)
 	logs := newLogRecorder()
-	hook, begun := started()
-	c := newClient(t, newServer(t, greeter.WithDelay(forever), greeter.WithLogger(logs.logger()), hook))
+	hook, begun := handlerStarts()
+	c := newClient(t, newServer(t, greeter.WithDelay(workForever), greeter.WithLogger(logs.logger()), hook))
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	go func() {
 		<-begun // cancel once the server is working on the call
@@ -189,7 +189,7 @@ func TestCanceledExplained(t *testing.T) {
 		t.Errorf("err = %q; want it to start with %q", err, "canceled after")
 	}
 	r := logs.await(ctx, t, "call canceled by the caller")
-	if m := attr(r, "method"); m != "/Greeter/SayHello" {
+	if m := logAttr(r, "method"); m != "/Greeter/SayHello" {
 		t.Errorf("log method = %q; want /Greeter/SayHello", m)
 	}
 }
@@ -212,7 +212,7 @@ func TestClientDeadlineSources(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t)
-			c := newClient(t, newServer(t, greeter.WithDelay(forever)), tt.opts...)
+			c := newClient(t, newServer(t, greeter.WithDelay(workForever)), tt.opts...)
 			cctx := bareContext(t)
 			if tt.callerTO > 0 {
 				var cancel context.CancelFunc
@@ -221,19 +221,19 @@ func TestClientDeadlineSources(t *testing.T) {
 			}
 			start := time.Now()
 			_, err := c.SayHello(cctx, "you")
-			within(t, "time to DeadlineExceeded", time.Since(start), tt.wantBudget, tt.wantBudget)
+			assertWithin(t, "time to DeadlineExceeded", time.Since(start), tt.wantBudget, tt.wantBudget)
 			de := deadlineError(t, err, codes.DeadlineExceeded)
 			if de.Source != tt.wantSource {
 				t.Errorf("Source = %v; want %v (%v)", de.Source, tt.wantSource, err)
 			}
-			within(t, "Budget", de.Budget, tt.wantBudget-10*time.Millisecond, tt.wantBudget)
+			assertWithin(t, "Budget", de.Budget, tt.wantBudget-10*time.Millisecond, tt.wantBudget)
 		})
 	}
 }
 
 func TestNoDeadlineOnlyWhenOptedOut(t *testing.T) {
-	hook, begun := started()
-	srv := newServer(t, greeter.WithDelay(forever), hook)
+	hook, begun := handlerStarts()
+	srv := newServer(t, greeter.WithDelay(workForever), hook)
 	var seen atomic.Value
 	c := newClient(t, srv, greeter.WithDefaultTimeout(0), greeter.WithUnaryClientInterceptor(
 		func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -253,7 +253,7 @@ func TestNoDeadlineOnlyWhenOptedOut(t *testing.T) {
 func TestExpiredContextNeverSent(t *testing.T) {
 	ctx := testContext(t)
 	var calls atomic.Int64
-	c := newClient(t, newServer(t, callCounter(&calls)))
+	c := newClient(t, newServer(t, countCalls(&calls)))
 	if _, err := c.SayHello(ctx, "warm-up"); err != nil {
 		t.Fatalf("SayHello: %v", err)
 	}
@@ -278,11 +278,11 @@ func TestExpiredContextNeverSent(t *testing.T) {
 
 func TestServerPolicy(t *testing.T) {
 	t.Run("default for calls without deadline", func(t *testing.T) {
-		srv := newServer(t, greeter.WithDelay(forever), greeter.WithServerDeadlines(greeter.DeadlinePolicy{Default: 100 * time.Millisecond}))
+		srv := newServer(t, greeter.WithDelay(workForever), greeter.WithServerDeadlines(greeter.DeadlinePolicy{Default: 100 * time.Millisecond}))
 		c := newClient(t, srv, greeter.WithDefaultTimeout(0))
 		start := time.Now()
 		_, err := c.SayHello(bareContext(t), "you")
-		within(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
+		assertWithin(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
 		de := deadlineError(t, err, codes.DeadlineExceeded)
 		if de.Source != greeter.SourceServerDefault || de.Budget != 100*time.Millisecond || de.Phase != greeter.PhaseServer {
 			t.Errorf("Source %v, Budget %v, Phase %v; want server's default, 100ms, on the server (%v)", de.Source, de.Budget, de.Phase, err)
@@ -290,14 +290,14 @@ func TestServerPolicy(t *testing.T) {
 	})
 	t.Run("max clamps and is reported", func(t *testing.T) {
 		ctx := testContext(t)
-		srv := newServer(t, greeter.WithDelay(forever), greeter.WithServerDeadlines(greeter.DeadlinePolicy{Max: 100 * time.Millisecond}))
+		srv := newServer(t, greeter.WithDelay(workForever), greeter.WithServerDeadlines(greeter.DeadlinePolicy{Max: 100 * time.Millisecond}))
 		c := newClient(t, srv)
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		var trailer metadata.MD
 		start := time.Now()
 		_, err := c.SayHello(cctx, "you", grpc.Trailer(&trailer))
-		within(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
+		assertWithin(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
 		de := deadlineError(t, err, codes.DeadlineExceeded)
 		if de.Source != greeter.SourceServerCap || de.Budget != 100*time.Millisecond {
 			t.Errorf("Source %v, Budget %v; want server's cap, 100ms (%v)", de.Source, de.Budget, err)
@@ -308,7 +308,7 @@ func TestServerPolicy(t *testing.T) {
 	})
 	t.Run("min budget refuses at once, per method", func(t *testing.T) {
 		ctx := testContext(t)
-		hook, begun := started()
+		hook, begun := handlerStarts()
 		srv := newServer(t, greeter.WithMethodDeadlines("SayHelloAgain", greeter.DeadlinePolicy{MinBudget: 500 * time.Millisecond}), hook)
 		c := newClient(t, srv)
 		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -355,7 +355,7 @@ func TestRemaining(t *testing.T) {
 	if _, err := c.SayHello(ctx, "you"); err != nil {
 		t.Fatalf("SayHello: %v", err)
 	}
-	within(t, "Remaining in the handler, capped at 200ms", <-got, 100*time.Millisecond, 200*time.Millisecond)
+	assertWithin(t, "Remaining in the handler, capped at 200ms", <-got, 100*time.Millisecond, 200*time.Millisecond)
 	if d, ok := greeter.Remaining(context.Background()); ok || d != 0 {
 		t.Errorf("Remaining(Background) = %v, %v; want 0, false", d, ok)
 	}
@@ -414,7 +414,7 @@ func TestOverrunDetected(t *testing.T) {
 	_, err := c.SayHello(cctx, "you")
 	deadlineError(t, err, codes.DeadlineExceeded)
 	r := logs.await(ctx, t, "handler still running after its context ended")
-	if m := attr(r, "method"); m != "/Greeter/SayHello" {
+	if m := logAttr(r, "method"); m != "/Greeter/SayHello" {
 		t.Errorf("overrun log method = %q; want /Greeter/SayHello", m)
 	}
 	if n := srv.Server.Overruns(); n != 1 {
@@ -439,7 +439,7 @@ func TestShutdownNamesStuckHandlers(t *testing.T) {
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Server.Shutdown(sctx) }()
 	r := logs.await(ctx, t, "shutdown: grace period over, stopping handlers still running")
-	if h := attr(r, "handlers"); !strings.Contains(h, "/Greeter/SayHelloAgain") {
+	if h := logAttr(r, "handlers"); !strings.Contains(h, "/Greeter/SayHelloAgain") {
 		t.Errorf("shutdown log names %q; want /Greeter/SayHelloAgain", h)
 	}
 	// Shutdown returns once the handler does: grpc cannot end a goroutine
@@ -472,7 +472,7 @@ func TestPerAttemptTimeout(t *testing.T) {
 		if err != nil || got != "Hello, you!" {
 			t.Fatalf("SayHello = %q, %v; want success on the second attempt", got, err)
 		}
-		within(t, "elapsed", time.Since(start), 100*time.Millisecond, 200*time.Millisecond)
+		assertWithin(t, "elapsed", time.Since(start), 100*time.Millisecond, 200*time.Millisecond)
 		if n := calls.Load(); n != 2 {
 			t.Errorf("server saw %d attempts; want 2", n)
 		}
@@ -499,8 +499,8 @@ func TestPerAttemptTimeout(t *testing.T) {
 		start := time.Now()
 		_, err := c.SayHello(cctx, "you")
 		elapsed := time.Since(start)
-		if elapsed > 250*time.Millisecond+slack {
-			t.Errorf("call took %v; want at most its 250ms deadline (+slack)", elapsed)
+		if elapsed > 250*time.Millisecond+timeSlack {
+			t.Errorf("call took %v; want at most its 250ms deadline (+timeSlack)", elapsed)
 		}
 		de := deadlineError(t, err, codes.DeadlineExceeded)
 		if de.Attempts < 2 || de.Attempts > 3 || de.LastCode != codes.DeadlineExceeded {
@@ -509,7 +509,7 @@ func TestPerAttemptTimeout(t *testing.T) {
 	})
 	t.Run("unavailable is retried, keeps its code", func(t *testing.T) {
 		ctx := testContext(t)
-		c, err := greeter.NewClient(reservePort(t), greeter.WithInsecure(), greeter.WithPerAttemptTimeout(100*time.Millisecond, 3))
+		c, err := greeter.NewClient(unusedLocalAddr(t), greeter.WithInsecure(), greeter.WithPerAttemptTimeout(100*time.Millisecond, 3))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -526,8 +526,8 @@ func TestPerAttemptTimeout(t *testing.T) {
 	})
 }
 
-// reservePort returns a free 127.0.0.1 address with nothing listening.
-func reservePort(t *testing.T) string {
+// unusedLocalAddr returns a free 127.0.0.1 address with nothing listening.
+func unusedLocalAddr(t *testing.T) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -541,7 +541,7 @@ func reservePort(t *testing.T) string {
 func TestWaitForReady(t *testing.T) {
 	t.Run("server down: fails at the deadline, waiting for a connection", func(t *testing.T) {
 		ctx := testContext(t)
-		c, err := greeter.NewClient(reservePort(t), greeter.WithInsecure())
+		c, err := greeter.NewClient(unusedLocalAddr(t), greeter.WithInsecure())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -550,7 +550,7 @@ func TestWaitForReady(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		_, err = c.SayHello(cctx, "you", grpc.WaitForReady(true))
-		within(t, "time to DeadlineExceeded", time.Since(start), 200*time.Millisecond, 200*time.Millisecond)
+		assertWithin(t, "time to DeadlineExceeded", time.Since(start), 200*time.Millisecond, 200*time.Millisecond)
 		de := deadlineError(t, err, codes.DeadlineExceeded)
 		if de.Phase != greeter.PhaseConnecting {
 			t.Errorf("Phase = %v; want waiting for a connection (%v)", de.Phase, err)
@@ -558,7 +558,7 @@ func TestWaitForReady(t *testing.T) {
 	})
 	t.Run("server up in time: succeeds", func(t *testing.T) {
 		ctx := testContext(t)
-		addr := reservePort(t)
+		addr := unusedLocalAddr(t)
 		c, err := greeter.NewClient(addr, greeter.WithInsecure())
 		if err != nil {
 			t.Fatal(err)
@@ -672,7 +672,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 	})
 	t.Run("idle stream ends", func(t *testing.T) {
 		ctx := testContext(t)
-		c := newClient(t, newServer(t, greeter.WithDelay(forever)), greeter.WithStreamIdleTimeout(100*time.Millisecond))
+		c := newClient(t, newServer(t, greeter.WithDelay(workForever)), greeter.WithStreamIdleTimeout(100*time.Millisecond))
 		start := time.Now()
 		stream, err := c.SayHelloBidiStream(ctx)
 		if err != nil {
@@ -682,7 +682,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = stream.Recv()
-		within(t, "time to idle timeout", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
+		assertWithin(t, "time to idle timeout", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
 		de := deadlineError(t, err, codes.DeadlineExceeded)
 		if de.Source != greeter.SourceStreamIdle || de.Budget != 100*time.Millisecond {
 			t.Errorf("Source %v, Budget %v; want stream idle timeout, 100ms", de.Source, de.Budget)
@@ -702,7 +702,7 @@ func TestStreamServerCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = stream.Recv()
-	within(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
+	assertWithin(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
 	de := deadlineError(t, err, codes.DeadlineExceeded)
 	if de.Source != greeter.SourceServerCap || de.Budget != 100*time.Millisecond {
 		t.Errorf("Source %v, Budget %v; want server's cap, 100ms (%v)", de.Source, de.Budget, err)

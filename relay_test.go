@@ -118,7 +118,7 @@ func TestRelayChain(t *testing.T) {
 	_, err := client.SayHello(cctx, "chain")
 	elapsed := time.Since(start)
 	de := deadlineError(t, err, codes.DeadlineExceeded)
-	within(t, "time to DeadlineExceeded", elapsed, work, budget)
+	assertWithin(t, "time to DeadlineExceeded", elapsed, work, budget)
 	t.Logf("client: %v", err)
 	if de.Source != greeter.SourceCaller || de.Phase != greeter.PhaseServer {
 		t.Errorf("Source %v, Phase %v; want caller's context, on the server", de.Source, de.Phase)
@@ -127,7 +127,7 @@ func TestRelayChain(t *testing.T) {
 	for _, h := range []*hop{a, b} {
 		select {
 		case end := <-h.ended:
-			if end.endAt.Sub(start) > budget+slack {
+			if end.endAt.Sub(start) > budget+timeSlack {
 				t.Errorf("%s: handler context ended %v after the call began; want within the budget", h.name, end.endAt.Sub(start))
 			}
 			t.Logf("%s: context ended after %v: %v", h.name, end.endAt.Sub(start).Round(time.Millisecond), end.endErr)
@@ -150,7 +150,7 @@ func TestRelayChain(t *testing.T) {
 
 func TestRelayCancelsUpstream(t *testing.T) {
 	ctx := testContext(t)
-	up := startHop(t, "upstream", greeter.WithDelay(forever))
+	up := startHop(t, "upstream", greeter.WithDelay(workForever))
 	relay := startHop(t, "relay", greeter.WithUpstream(dialHop(t, up)))
 	client := dialHop(t, relay)
 
@@ -247,7 +247,7 @@ func TestRelayReserve(t *testing.T) {
 
 func TestRelayBidiDeadline(t *testing.T) {
 	ctx := testContext(t)
-	up := startHop(t, "upstream", greeter.WithDelay(forever))
+	up := startHop(t, "upstream", greeter.WithDelay(workForever))
 	relay := startHop(t, "relay", greeter.WithUpstream(dialHop(t, up)))
 	client := dialHop(t, relay)
 	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)

@@ -44,9 +44,9 @@ func (w *lineWriter) String() string {
 	return w.buf.String()
 }
 
-// startServe runs "greeter serve --addr addr args..." until the test ends
+// serveCLI runs "greeter serve --addr addr args..." until the test ends
 // and returns the address it listens on.
-func startServe(t *testing.T, addr string, args ...string) string {
+func serveCLI(t *testing.T, addr string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := newLineWriter(), newLineWriter()
@@ -75,9 +75,9 @@ func startServe(t *testing.T, addr string, args ...string) string {
 	}
 }
 
-// call runs "greeter call args..." and returns its exit code, output and
+// callCLI runs "greeter call args..." and returns its exit code, output and
 // duration.
-func call(t *testing.T, args ...string) (code int, stdout, stderr string, took time.Duration) {
+func callCLI(t *testing.T, args ...string) (code int, stdout, stderr string, took time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cliTestTimeout)
 	defer cancel()
@@ -88,8 +88,8 @@ func call(t *testing.T, args ...string) (code int, stdout, stderr string, took t
 }
 
 func TestCallTimeoutCLI(t *testing.T) {
-	addr := startServe(t, "127.0.0.1:0", "--delay", "300ms")
-	code, _, stderr, took := call(t, "--addr", addr, "--timeout", "100ms")
+	addr := serveCLI(t, "127.0.0.1:0", "--delay", "300ms")
+	code, _, stderr, took := callCLI(t, "--addr", addr, "--timeout", "100ms")
 	if code == 0 || took >= 300*time.Millisecond {
 		t.Errorf("call --timeout 100ms against --delay 300ms: exit %d after %v; want non-zero well before 300ms", code, took)
 	}
@@ -98,7 +98,7 @@ func TestCallTimeoutCLI(t *testing.T) {
 			t.Errorf("stderr %q; want it to say %q", stderr, want)
 		}
 	}
-	code, stdout, stderr, _ := call(t, "--addr", addr, "--timeout", "1s")
+	code, stdout, stderr, _ := callCLI(t, "--addr", addr, "--timeout", "1s")
 	if code != 0 || stdout != "Hello, world!\n" {
 		t.Errorf("call --timeout 1s: exit %d, stdout %q, stderr %q; want 0, Hello, world!", code, stdout, stderr)
 	}
@@ -112,57 +112,57 @@ func TestCallWaitForReadyCLI(t *testing.T) {
 	addr := lis.Addr().String()
 	lis.Close() // nothing listens there now
 
-	code, _, stderr, took := call(t, "--addr", addr, "--timeout", "200ms", "--wait-for-ready")
+	code, _, stderr, took := callCLI(t, "--addr", addr, "--timeout", "200ms", "--wait-for-ready")
 	if code == 0 || took < 200*time.Millisecond || !strings.Contains(stderr, "while waiting for a connection") {
 		t.Errorf("server down: exit %d after %v, stderr %q; want non-zero at the 200ms deadline, waiting for a connection", code, took, stderr)
 	}
-	if code, _, stderr, _ := call(t, "--addr", addr, "--timeout", "200ms"); code == 0 || !strings.Contains(stderr, "Unavailable") {
+	if code, _, stderr, _ := callCLI(t, "--addr", addr, "--timeout", "200ms"); code == 0 || !strings.Contains(stderr, "Unavailable") {
 		t.Errorf("server down without --wait-for-ready: exit %d, stderr %q; want Unavailable at once", code, stderr)
 	}
 
 	res := make(chan string, 1)
 	go func() {
-		code, stdout, stderr, _ := call(t, "--addr", addr, "--timeout", "5s", "--wait-for-ready")
+		code, stdout, stderr, _ := callCLI(t, "--addr", addr, "--timeout", "5s", "--wait-for-ready")
 		res <- fmt.Sprintf("%s%s exit %d", strings.TrimSpace(stdout), stderr, code)
 	}()
-	startServe(t, addr)
+	serveCLI(t, addr)
 	if got := <-res; got != "Hello, world! exit 0" {
 		t.Errorf("call --wait-for-ready for a server starting late: %q; want Hello, world! exit 0", got)
 	}
 }
 
 func TestServePolicyCLI(t *testing.T) {
-	addr := startServe(t, "127.0.0.1:0", "--delay", "1s", "--max-timeout", "100ms", "--min-budget", "50ms")
-	code, _, stderr, took := call(t, "--addr", addr, "--timeout", "5s")
+	addr := serveCLI(t, "127.0.0.1:0", "--delay", "1s", "--max-timeout", "100ms", "--min-budget", "50ms")
+	code, _, stderr, took := callCLI(t, "--addr", addr, "--timeout", "5s")
 	if code == 0 || took > 100*time.Millisecond+time.Second || !strings.Contains(stderr, "budget 100ms from server's cap") {
 		t.Errorf("--max-timeout 100ms: exit %d after %v, stderr %q; want the server's cap to end the call", code, took, stderr)
 	}
-	code, _, stderr, _ = call(t, "--addr", addr, "--timeout", "30ms")
+	code, _, stderr, _ = callCLI(t, "--addr", addr, "--timeout", "30ms")
 	if code == 0 || !strings.Contains(stderr, "needs at least 50ms") {
 		t.Errorf("--min-budget 50ms, --timeout 30ms: exit %d, stderr %q; want an immediate refusal", code, stderr)
 	}
 }
 
 func TestServeRelayCLI(t *testing.T) {
-	up := startServe(t, "127.0.0.1:0", "--delay", "300ms")
-	relay := startServe(t, "127.0.0.1:0", "--upstream", up)
-	code, _, stderr, _ := call(t, "--addr", relay, "--timeout", "100ms")
+	up := serveCLI(t, "127.0.0.1:0", "--delay", "300ms")
+	relay := serveCLI(t, "127.0.0.1:0", "--upstream", up)
+	code, _, stderr, _ := callCLI(t, "--addr", relay, "--timeout", "100ms")
 	if code == 0 || !strings.Contains(stderr, "DeadlineExceeded") || !strings.Contains(stderr, "upstream") {
 		t.Errorf("via relay to a 300ms upstream with 100ms: exit %d, stderr %q; want DeadlineExceeded from upstream", code, stderr)
 	}
-	code, stdout, stderr, _ := call(t, "--addr", relay, "--timeout", "1s", "--name", "relay")
+	code, stdout, stderr, _ := callCLI(t, "--addr", relay, "--timeout", "1s", "--name", "relay")
 	if code != 0 || stdout != "Hello, relay!\n" {
 		t.Errorf("via relay with 1s: exit %d, stdout %q, stderr %q; want the upstream's greeting", code, stdout, stderr)
 	}
 }
 
 func TestCallStreamCLI(t *testing.T) {
-	addr := startServe(t, "127.0.0.1:0", "--delay", "100ms")
-	code, stdout, stderr, _ := call(t, "--addr", addr, "--stream", "--timeout", "250ms")
+	addr := serveCLI(t, "127.0.0.1:0", "--delay", "100ms")
+	code, stdout, stderr, _ := callCLI(t, "--addr", addr, "--stream", "--timeout", "250ms")
 	if code == 0 || strings.Count(stdout, "\n") != 2 || !strings.Contains(stderr, "DeadlineExceeded") {
 		t.Errorf("stream with 250ms against 100ms per reply: exit %d, stdout %q, stderr %q; want 2 replies then DeadlineExceeded", code, stdout, stderr)
 	}
-	code, stdout, stderr, _ = call(t, "--addr", addr, "--stream", "--timeout", "0", "--idle-timeout", "200ms")
+	code, stdout, stderr, _ = callCLI(t, "--addr", addr, "--stream", "--timeout", "0", "--idle-timeout", "200ms")
 	if code != 0 || strings.Count(stdout, "\n") != 3 {
 		t.Errorf("stream with idle timeout 200ms, no deadline: exit %d, stdout %q, stderr %q; want all 3 replies", code, stdout, stderr)
 	}
