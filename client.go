@@ -29,6 +29,7 @@ type clientConfig struct {
 	// serviceConfig is grpc's JSON service config; empty for none.
 	serviceConfig string
 	res           clientResilience
+	deadline      deadlineOptions
 }
 
 func newClientConfig(opts []ClientOption) (*clientConfig, error) {
@@ -57,15 +58,16 @@ func (c *clientConfig) validate() error {
 	case len(c.res.errs) > 0:
 		return errors.Join(c.res.errs...)
 	}
-	return nil
+	return c.deadline.validate()
 }
 
 // Client calls the Greeter service over one shared connection. It is safe
 // for concurrent use; build it once with [NewClient] and [Client.Close] it
 // when done.
 type Client struct {
-	conn    *grpc.ClientConn
-	timeout time.Duration
+	conn     *grpc.ClientConn
+	timeout  time.Duration
+	deadline deadlineOptions
 	// Full method names, computed once for the configured service name.
 	sayHello, sayHelloAgain, streamReply, bidi string
 }
@@ -108,6 +110,7 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	return &Client{
 		conn:          conn,
 		timeout:       cfg.timeout,
+		deadline:      cfg.deadline,
 		sayHello:      prefix + "SayHello",
 		sayHelloAgain: prefix + "SayHelloAgain",
 		streamReply:   prefix + "SayHelloStreamReply",
@@ -120,7 +123,9 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 // DeadlineExceeded when the deadline passed, Canceled when ctx was
 // cancelled, Unavailable when no server could be reached, and the server's
 // own code otherwise: InvalidArgument for an empty name or one longer than
-// [MaxNameLength]. docs/errors.md lists every code.
+// [MaxNameLength]. DeadlineExceeded and Canceled come as a
+// [*DeadlineError] that explains which budget ran out and where.
+// docs/errors.md lists every code.
 func (c *Client) SayHello(ctx context.Context, name string, opts ...grpc.CallOption) (string, error) {
 	return c.unary(ctx, c.sayHello, name, opts)
 }
@@ -133,13 +138,8 @@ func (c *Client) SayHelloAgain(ctx context.Context, name string, opts ...grpc.Ca
 }
 
 func (c *Client) unary(ctx context.Context, method, name string, opts []grpc.CallOption) (string, error) {
-	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
 	reply := new(greeterpb.HelloReply)
-	if err := c.conn.Invoke(ctx, method, &greeterpb.HelloRequest{Name: name}, reply, opts...); err != nil {
+	if err := c.invoke(ctx, method, &greeterpb.HelloRequest{Name: name}, reply, opts); err != nil {
 		return "", explainUnimplemented(err, method)
 	}
 	return reply.GetMessage(), nil
@@ -163,11 +163,10 @@ func explainUnimplemented(err error, method string) error {
 // as long as ctx; cancel ctx to abandon it.
 func (c *Client) SayHelloStreamReply(ctx context.Context, name string, opts ...grpc.CallOption) (grpc.ServerStreamingClient[greeterpb.HelloReply], error) {
 	desc := &grpc.StreamDesc{StreamName: "SayHelloStreamReply", ServerStreams: true}
-	cs, err := c.conn.NewStream(ctx, desc, c.streamReply, opts...)
+	s, err := c.newStream(ctx, desc, c.streamReply, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &grpc.GenericClientStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ClientStream: cs}
 	if err := s.SendMsg(&greeterpb.HelloRequest{Name: name}); err != nil {
 		return nil, err
 	}
@@ -182,11 +181,7 @@ func (c *Client) SayHelloStreamReply(ctx context.Context, name string, opts ...g
 // The stream lives as long as ctx; cancel ctx to abandon it.
 func (c *Client) SayHelloBidiStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[greeterpb.HelloRequest, greeterpb.HelloReply], error) {
 	desc := &grpc.StreamDesc{StreamName: "SayHelloBidiStream", ServerStreams: true, ClientStreams: true}
-	cs, err := c.conn.NewStream(ctx, desc, c.bidi, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &grpc.GenericClientStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ClientStream: cs}, nil
+	return c.newStream(ctx, desc, c.bidi, opts)
 }
 
 // Conn returns the client's connection, to call other services on the same

@@ -33,6 +33,8 @@ type serverConfig struct {
 	reflection    bool
 	streamReplies int
 	res           serverResilience
+	deadline      serverDeadlines
+	guard         *guard // built by register when deadline.on
 }
 
 func newServerConfig(opts []ServerOption) (*serverConfig, error) {
@@ -60,7 +62,7 @@ func (c *serverConfig) validate() error {
 	if err := c.res.validate(); err != nil {
 		return err
 	}
-	return nil
+	return c.deadline.validate()
 }
 
 // Server serves the Greeter service, the standard health service and, unless
@@ -69,6 +71,7 @@ func (c *serverConfig) validate() error {
 type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
+	guard  *guard // nil without deadline options
 }
 
 // NewServer builds a Server from opts. It validates them and does no network
@@ -91,6 +94,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 
 	s := &Server{grpc: grpc.NewServer(gopts...), health: health.NewServer()}
 	register(s.grpc, cfg)
+	s.guard = cfg.guard
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	for _, name := range []string{"", ServiceName, HelloworldServiceName} {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
@@ -138,6 +142,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.guard.reportStuck()
 		s.grpc.Stop()
 		<-done
 		return ctx.Err()

@@ -27,6 +27,9 @@ type service struct {
 // outermost first.
 func serviceUnaryInterceptors(cfg *serverConfig) []grpc.UnaryServerInterceptor {
 	var is []grpc.UnaryServerInterceptor
+	if cfg.guard != nil {
+		is = append(is, cfg.guard.unary)
+	}
 	is = append(is, faultUnaryInterceptors(cfg)...)
 	return is
 }
@@ -35,11 +38,15 @@ func serviceUnaryInterceptors(cfg *serverConfig) []grpc.UnaryServerInterceptor {
 // outermost first.
 func serviceStreamInterceptors(cfg *serverConfig) []grpc.StreamServerInterceptor {
 	var is []grpc.StreamServerInterceptor
+	if cfg.guard != nil {
+		is = append(is, cfg.guard.stream)
+	}
 	is = append(is, faultStreamInterceptors(cfg)...)
 	return is
 }
 
 func register(r grpc.ServiceRegistrar, cfg *serverConfig) {
+	cfg.guard = newGuard(cfg)
 	s := &service{
 		cfg:    cfg,
 		unary:  chainUnary(serviceUnaryInterceptors(cfg)),

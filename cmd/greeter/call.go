@@ -17,17 +17,18 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "localhost:50051", "server `address` (any gRPC target)")
 	name := fs.String("name", "world", "name to greet")
 	again := fs.Bool("again", false, "call SayHelloAgain instead of SayHello")
-	timeout := fs.Duration("timeout", time.Second, "deadline for the call")
+	timeout := fs.Duration("timeout", time.Second, "deadline for the call (0: none of ours, the client's default of 10s applies)")
 	service := fs.String("service", greeter.ServiceName, "service name to call: Greeter or helloworld.Greeter")
 	var headers headerFlag
 	fs.Var(&headers, "header", "request header `key=value`, repeatable (base64 value for keys ending in -bin)")
 	verbose := fs.Bool("v", false, "print the response headers and trailers to stderr")
 	compress := fs.String("compress", "", "compress the request with `codec` (gzip); the reply comes back compressed too")
+	deadlines := addCallDeadlineFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 
-	copts := []greeter.ClientOption{greeter.WithInsecure(), greeter.WithServiceName(*service)}
+	copts := append([]greeter.ClientOption{greeter.WithInsecure(), greeter.WithServiceName(*service)}, deadlines.clientOptions()...)
 	if *compress != "" {
 		copts = append(copts, greeter.WithCompressor(*compress))
 	}
@@ -38,8 +39,11 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer c.Close()
 
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
 	call := c.SayHello
 	if *again {
 		call = c.SayHelloAgain
@@ -48,7 +52,13 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ctx = metadata.NewOutgoingContext(ctx, headers.md)
 	}
 	var header, trailer metadata.MD
-	msg, err := call(ctx, *name, grpc.Header(&header), grpc.Trailer(&trailer))
+	callOpts := append(deadlines.callOptions(), grpc.Header(&header), grpc.Trailer(&trailer))
+	var msg string
+	if *deadlines.stream {
+		err = streamCall(ctx, c, *name, callOpts, stdout)
+	} else {
+		msg, err = call(ctx, *name, callOpts...)
+	}
 	if *verbose {
 		printMetadata(stderr, "header", header)
 		printMetadata(stderr, "trailer", trailer)
@@ -58,6 +68,8 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %s\n", st.Code(), st.Message())
 		return 1
 	}
-	fmt.Fprintln(stdout, msg)
+	if !*deadlines.stream {
+		fmt.Fprintln(stdout, msg)
+	}
 	return 0
 }

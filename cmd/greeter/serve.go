@@ -18,6 +18,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	grace := fs.Duration("grace", 10*time.Second, "how long shutdown waits for in-flight calls before cancelling them")
 	noReflection := fs.Bool("no-reflection", false, "do not register the server reflection service")
 	failFirst := fs.Int("fail-first", 0, "fault injection: fail the first `N` attempts of every call with UNAVAILABLE")
+	deadlines := addServeDeadlineFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -27,6 +28,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *noReflection {
 		opts = append(opts, greeter.WithoutReflection())
 	}
+	dopts, release, err := deadlines.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 2
+	}
+	defer release()
+	opts = append(opts, dopts...)
 	srv, err := greeter.NewServer(opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)

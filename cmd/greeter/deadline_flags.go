@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/grpc-greeter/greeter"
+	"google.golang.org/grpc"
+)
+
+// serveDeadlineFlags are the deadline flags of greeter serve.
+type serveDeadlineFlags struct {
+	delay, defaultTimeout, maxTimeout, minBudget, overrunGrace, replyReserve *time.Duration
+	upstream                                                                 *string
+}
+
+func addServeDeadlineFlags(fs *flag.FlagSet) *serveDeadlineFlags {
+	return &serveDeadlineFlags{
+		delay:          fs.Duration("delay", 0, "simulated work before each reply; it stops the moment the caller goes away"),
+		defaultTimeout: fs.Duration("default-timeout", 0, "budget for calls that arrive without a deadline (0: none)"),
+		maxTimeout:     fs.Duration("max-timeout", 0, "cap on any call's budget, reported to the client (0: no cap)"),
+		minBudget:      fs.Duration("min-budget", 0, "refuse at once calls arriving with less time left than this (0: accept all)"),
+		overrunGrace:   fs.Duration("overrun-grace", greeter.DefaultOverrunGrace, "log handlers still running this long after their context ended"),
+		upstream:       fs.String("upstream", "", "relay every call to the greeter at this `address`, passing on the remaining budget"),
+		replyReserve:   fs.Duration("reply-reserve", greeter.DefaultReplyReserve, "with --upstream, the part of the budget kept to reply"),
+	}
+}
+
+// options returns the server options the flags ask for, and a function to
+// release what they hold (the upstream client) after shutdown.
+func (f *serveDeadlineFlags) options() ([]greeter.ServerOption, func(), error) {
+	opts := []greeter.ServerOption{
+		greeter.WithOverrunGrace(*f.overrunGrace),
+		greeter.WithDelay(*f.delay),
+		greeter.WithServerDeadlines(greeter.DeadlinePolicy{Default: *f.defaultTimeout, Max: *f.maxTimeout, MinBudget: *f.minBudget}),
+	}
+	if *f.upstream == "" {
+		return opts, func() {}, nil
+	}
+	up, err := greeter.NewClient(*f.upstream, greeter.WithInsecure())
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts, greeter.WithUpstream(up), greeter.WithReplyReserve(*f.replyReserve))
+	return opts, func() { up.Close() }, nil
+}
+
+// callDeadlineFlags are the deadline flags of greeter call.
+type callDeadlineFlags struct {
+	waitForReady, stream *bool
+	perAttempt, idle     *time.Duration
+	attempts             *int
+}
+
+func addCallDeadlineFlags(fs *flag.FlagSet) *callDeadlineFlags {
+	return &callDeadlineFlags{
+		waitForReady: fs.Bool("wait-for-ready", false, "wait for the server to be reachable, within --timeout, instead of failing at once"),
+		perAttempt:   fs.Duration("per-attempt-timeout", 0, "give each attempt at most this and retry one that runs out (0: one attempt)"),
+		attempts:     fs.Int("attempts", greeter.DefaultMaxAttempts, "with --per-attempt-timeout, attempts in all"),
+		stream:       fs.Bool("stream", false, "call SayHelloStreamReply and print each reply"),
+		idle:         fs.Duration("idle-timeout", 0, "with --stream, end the stream after this long without a message (0: none)"),
+	}
+}
+
+func (f *callDeadlineFlags) clientOptions() []greeter.ClientOption {
+	var opts []greeter.ClientOption
+	if *f.perAttempt > 0 {
+		opts = append(opts, greeter.WithPerAttemptTimeout(*f.perAttempt, *f.attempts))
+	}
+	if *f.idle > 0 {
+		opts = append(opts, greeter.WithStreamIdleTimeout(*f.idle))
+	}
+	return opts
+}
+
+func (f *callDeadlineFlags) callOptions() []grpc.CallOption {
+	if *f.waitForReady {
+		return []grpc.CallOption{grpc.WaitForReady(true)}
+	}
+	return nil
+}
+
+// streamCall prints each reply of SayHelloStreamReply as it comes.
+func streamCall(ctx context.Context, c *greeter.Client, name string, opts []grpc.CallOption, stdout io.Writer) error {
+	stream, err := c.SayHelloStreamReply(ctx, name, opts...)
+	if err != nil {
+		return err
+	}
+	for {
+		r, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, r.GetMessage())
+	}
+}

@@ -1,0 +1,211 @@
+package greeter_test
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grpc-greeter/greeter"
+	"github.com/grpc-greeter/greeter/greeterpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// Deadline precision, greeter against plain grpc-go in the same run: 100
+// concurrent calls to 127.0.0.1 whose handler waits for its context to end,
+// each with a 50ms deadline, b.N waves for each, alternating. Lateness is when the client
+// got DeadlineExceeded minus its deadline; cancellation lag is when the
+// handler saw its context end minus the same deadline. Run with:
+//
+//	go test -run '^$' -bench DeadlinePrecision -benchtime 20x .
+const (
+	precisionConcurrency = 100
+	precisionBudget      = 50 * time.Millisecond
+)
+
+// precisionRecorder matches server-side ends to client-side deadlines by the
+// request's name, which carries the call's index.
+type precisionRecorder struct {
+	mu        sync.Mutex
+	deadlines []time.Time
+	lag       []time.Duration
+	ended     sync.WaitGroup
+}
+
+type doneAtKey struct{}
+
+// awaitEnd is the handler's work: wait for the context to end, and note
+// when it did in the slot the interceptor put in ctx.
+func awaitEnd(ctx context.Context) error {
+	<-ctx.Done()
+	*ctx.Value(doneAtKey{}).(*time.Time) = time.Now()
+	return status.FromContextError(ctx.Err()).Err()
+}
+
+func (r *precisionRecorder) interceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	var doneAt time.Time
+	resp, err := h(context.WithValue(ctx, doneAtKey{}, &doneAt), req)
+	i, _ := strconv.Atoi(req.(*greeterpb.HelloRequest).GetName())
+	r.mu.Lock()
+	r.lag = append(r.lag, doneAt.Sub(r.deadlines[i]))
+	r.mu.Unlock()
+	r.ended.Done()
+	return resp, err
+}
+
+func BenchmarkDeadlinePrecision(b *testing.B) {
+	impls := []*precisionImpl{
+		{name: "grpc", start: startPlainPrecision},
+		{name: "greeter", start: startGreeterPrecision},
+	}
+	for _, impl := range impls {
+		impl.rec = &precisionRecorder{deadlines: make([]time.Time, precisionConcurrency)}
+		impl.call = impl.start(b, impl.rec)
+		impl.rec.ended.Add(1)
+		if err := impl.call(context.Background(), "0"); status.Code(err) != codes.DeadlineExceeded {
+			b.Fatalf("%s warm-up: %v; want DeadlineExceeded", impl.name, err) // also connects
+		}
+		impl.rec.ended.Wait()
+		impl.rec.lag = impl.rec.lag[:0]
+	}
+	b.ResetTimer()
+	for n := range b.N {
+		// Waves alternate between the two, in turn first, so that a
+		// change of load on the machine weighs on both alike.
+		for k := range impls {
+			impls[(n+k)%len(impls)].wave(b)
+		}
+	}
+	b.StopTimer()
+	for _, impl := range impls {
+		report(b, impl.name+"-late", impl.late)
+		report(b, impl.name+"-lag", impl.rec.lag)
+	}
+}
+
+type precisionImpl struct {
+	name  string
+	start func(b *testing.B, rec *precisionRecorder) func(ctx context.Context, name string) error
+	call  func(ctx context.Context, name string) error
+	rec   *precisionRecorder
+	mu    sync.Mutex
+	late  []time.Duration
+}
+
+// wave makes precisionConcurrency calls at once and waits for their ends on
+// both sides.
+func (p *precisionImpl) wave(b *testing.B) {
+	var wg sync.WaitGroup
+	p.rec.ended.Add(precisionConcurrency)
+	for i := range precisionConcurrency {
+		ctx, cancel := context.WithTimeout(context.Background(), precisionBudget)
+		dl, _ := ctx.Deadline()
+		p.rec.mu.Lock()
+		p.rec.deadlines[i] = dl
+		p.rec.mu.Unlock()
+		wg.Go(func() {
+			defer cancel()
+			err := p.call(ctx, strconv.Itoa(i))
+			now := time.Now()
+			if status.Code(err) != codes.DeadlineExceeded {
+				b.Errorf("%s: call: %v; want DeadlineExceeded", p.name, err)
+			}
+			p.mu.Lock()
+			p.late = append(p.late, now.Sub(dl))
+			p.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	p.rec.ended.Wait()
+}
+
+func report(b *testing.B, what string, d []time.Duration) {
+	slices.Sort(d)
+	pct := func(p float64) float64 {
+		return float64(d[int(p*float64(len(d)-1))].Microseconds())
+	}
+	b.ReportMetric(pct(0.50), what+"-p50-µs")
+	b.ReportMetric(pct(0.99), what+"-p99-µs")
+}
+
+func listenLocal(b *testing.B) net.Listener {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return lis
+}
+
+// ctxWaitingGreeter is the plain grpc-go handler a careful grpc-go user writes: wait for the
+// work or the end of the context.
+type ctxWaitingGreeter struct {
+	greeterpb.UnimplementedGreeterServer
+}
+
+func (ctxWaitingGreeter) SayHello(ctx context.Context, _ *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	return nil, awaitEnd(ctx)
+}
+
+func startPlainPrecision(b *testing.B, rec *precisionRecorder) func(context.Context, string) error {
+	srv := grpc.NewServer(grpc.UnaryInterceptor(rec.interceptor))
+	greeterpb.RegisterGreeterServer(srv, ctxWaitingGreeter{})
+	lis := listenLocal(b)
+	go srv.Serve(lis)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(); srv.Stop() })
+	c := greeterpb.NewGreeterClient(conn)
+	return func(ctx context.Context, name string) error {
+		if ctx.Done() == nil { // the warm-up
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, precisionBudget)
+			defer cancel()
+			rec.deadlines[0], _ = ctx.Deadline()
+		}
+		_, err := c.SayHello(ctx, &greeterpb.HelloRequest{Name: name})
+		return err
+	}
+}
+
+func startGreeterPrecision(b *testing.B, rec *precisionRecorder) func(context.Context, string) error {
+	srv, err := greeter.NewServer(
+		greeter.WithUnaryServerInterceptor(rec.interceptor),
+		// The handler's work, as in the plain server, inside greeter's
+		// deadline guard.
+		greeter.WithHandlerHook(func(ctx context.Context, _ string) error { return awaitEnd(ctx) }),
+		greeter.WithServerDeadlines(greeter.DeadlinePolicy{}),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lis := listenLocal(b)
+	go srv.Serve(lis)
+	c, err := greeter.NewClient(lis.Addr().String(), greeter.WithInsecure())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		c.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		srv.Shutdown(ctx)
+	})
+	return func(ctx context.Context, name string) error {
+		if ctx.Done() == nil {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, precisionBudget)
+			defer cancel()
+			rec.deadlines[0], _ = ctx.Deadline()
+		}
+		_, err := c.SayHello(ctx, name)
+		return err
+	}
+}

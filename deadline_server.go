@@ -1,0 +1,536 @@
+package greeter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// DeadlinePolicy is a server's rule for the budgets of the calls it serves.
+// A zero field is off; the zero DeadlinePolicy changes no budget but still
+// makes the server report deadlines exactly (see [WithServerDeadlines]).
+type DeadlinePolicy struct {
+	// Default is the budget given to a call that arrives with no deadline,
+	// so that a client that set none cannot pin the server. Zero: such
+	// calls run with no deadline unless Max is set.
+	Default time.Duration
+	// Max clamps longer budgets, and calls with no deadline when Default is
+	// zero. A call that runs out of the server's cap ends with
+	// DeadlineExceeded, an ErrorInfo detail (reason SERVER_DEADLINE_CAP,
+	// metadata "cap") and the trailer greeter-deadline-cap, so that the
+	// client can tell the server's deadline from its own.
+	Max time.Duration
+	// MinBudget refuses at once, with DeadlineExceeded, a call arriving with
+	// less time left than this, instead of starting work it cannot finish.
+	MinBudget time.Duration
+}
+
+func (p DeadlinePolicy) validate(where string) error {
+	switch {
+	case p.Default < 0 || p.Max < 0 || p.MinBudget < 0:
+		return fmt.Errorf("greeter: %s: negative duration in %+v", where, p)
+	case p.Max > 0 && p.Default > p.Max:
+		return fmt.Errorf("greeter: %s: Default %v exceeds Max %v", where, p.Default, p.Max)
+	case p.Max > 0 && p.MinBudget > p.Max:
+		return fmt.Errorf("greeter: %s: MinBudget %v exceeds Max %v: every call would be refused", where, p.MinBudget, p.Max)
+	case p.Default > 0 && p.MinBudget > p.Default:
+		return fmt.Errorf("greeter: %s: MinBudget %v exceeds Default %v: calls without deadline would be refused", where, p.MinBudget, p.Default)
+	}
+	return nil
+}
+
+// TrailerDeadlineCap is the trailer in which a server reports the cap it put
+// on a call's budget ([DeadlinePolicy].Max), as a Go duration ("2s"), for
+// clients in any language.
+const TrailerDeadlineCap = "greeter-deadline-cap"
+
+// DefaultOverrunGrace is how long a handler may keep running after its
+// context ended before the server counts and logs it, unless changed with
+// [WithOverrunGrace].
+const DefaultOverrunGrace = 100 * time.Millisecond
+
+// deadlineTolerance is how close to its deadline a call may be cancelled
+// and still be reported as DeadlineExceeded: see exactContext.
+const deadlineTolerance = 5 * time.Millisecond
+
+// WithServerDeadlines sets the server's deadline policy for every method:
+// see [DeadlinePolicy]. It also turns on the deadline guard, which costs a
+// little per call and is off by default: handlers whose context ends because
+// the deadline passed see ctx.Err() == context.DeadlineExceeded (never
+// Canceled) and the status and log say DeadlineExceeded; handlers that run
+// on after their context ended are counted and logged ([WithOverrunGrace]).
+// The default is no policy and no guard.
+func WithServerDeadlines(p DeadlinePolicy) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		c.deadline.on = true
+		c.deadline.policy = p
+	})
+}
+
+// WithMethodDeadlines sets the deadline policy of one method, by its name
+// ("SayHello", under both service names) or its full name
+// ("/Greeter/SayHello"), in place of the server-wide one. It turns on the
+// deadline guard as [WithServerDeadlines] does.
+func WithMethodDeadlines(method string, p DeadlinePolicy) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) {
+		c.deadline.on = true
+		if c.deadline.methods == nil {
+			c.deadline.methods = map[string]DeadlinePolicy{}
+		}
+		c.deadline.methods[method] = p
+	})
+}
+
+// WithDelay makes the built-in handlers work for d before each reply (each
+// reply of a stream), waiting on a timer or on the end of their context,
+// whichever comes first: simulated work that stops the moment the caller
+// goes away, to show every deadline scenario. It turns on the deadline guard
+// as [WithServerDeadlines] does. The default is no delay.
+func WithDelay(d time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.delay = true, d })
+}
+
+// WithOverrunGrace sets how long a handler may run on after its deadline
+// passed before the server counts it ([Server.Overruns]) and logs it at Warn
+// with its method. A call with no deadline that its caller cancelled is not
+// counted (give calls a deadline with [DeadlinePolicy].Default); like any
+// other still running, [Server.Shutdown] names it when it forces the stop.
+// It turns on the deadline guard as [WithServerDeadlines] does; the default
+// grace is [DefaultOverrunGrace].
+func WithOverrunGrace(d time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.grace = true, d })
+}
+
+// Remaining returns the time left before ctx's deadline, and false when ctx
+// has none. In a greeter handler it is the budget after the server's policy.
+func Remaining(ctx context.Context) (time.Duration, bool) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0, false
+	}
+	return time.Until(dl), true
+}
+
+// Overruns returns how many handlers have kept running longer than the
+// overrun grace after their context ended; always 0 without the deadline
+// guard.
+func (s *Server) Overruns() int64 {
+	if s.guard == nil {
+		return 0
+	}
+	return s.guard.overruns.Load()
+}
+
+// serverDeadlines is the server's deadline configuration and, once built,
+// its guard.
+type serverDeadlines struct {
+	on       bool
+	policy   DeadlinePolicy
+	methods  map[string]DeadlinePolicy
+	delay    time.Duration
+	grace    time.Duration
+	upstream *relay
+	// hook, for tests only, runs in the handler before the work.
+	hook func(ctx context.Context, method string) error
+}
+
+func (d *serverDeadlines) validate() error {
+	if err := d.policy.validate("WithServerDeadlines"); err != nil {
+		return err
+	}
+	for m, p := range d.methods {
+		if m == "" {
+			return errors.New("greeter: WithMethodDeadlines: empty method name")
+		}
+		if err := p.validate(fmt.Sprintf("WithMethodDeadlines(%q)", m)); err != nil {
+			return err
+		}
+	}
+	if d.delay < 0 {
+		return fmt.Errorf("greeter: WithDelay(%v): must not be negative", d.delay)
+	}
+	if d.grace < 0 {
+		return fmt.Errorf("greeter: WithOverrunGrace(%v): must not be negative", d.grace)
+	}
+	if d.upstream != nil {
+		return d.upstream.validate()
+	}
+	return nil
+}
+
+// guard runs the deadline policy around every Greeter handler and keeps
+// track of the handlers running.
+type guard struct {
+	cfg      *serverDeadlines
+	logger   *slog.Logger
+	grace    time.Duration
+	overruns atomic.Int64
+	stopping atomic.Bool // Shutdown is cancelling the calls left
+
+	mu      sync.Mutex
+	running map[*guardedCall]struct{}
+}
+
+type guardedCall struct {
+	method   string
+	start    time.Time
+	deadline time.Time   // zero when none
+	timer    *time.Timer // checks for an overrun; nil without deadline
+
+	mu      sync.Mutex
+	done    bool
+	counted bool
+}
+
+// newGuard returns the guard for cfg, or nil when the deadline options are
+// all off, so that a default server pays nothing per call.
+func newGuard(cfg *serverConfig) *guard {
+	if !cfg.deadline.on {
+		return nil
+	}
+	g := &guard{cfg: &cfg.deadline, logger: cfg.logger, grace: DefaultOverrunGrace, running: map[*guardedCall]struct{}{}}
+	if cfg.deadline.grace > 0 {
+		g.grace = cfg.deadline.grace
+	}
+	if cfg.deadline.upstream != nil {
+		cfg.deadline.upstream.logger = cfg.logger
+	}
+	return g
+}
+
+func (g *guard) policyFor(fullMethod string) DeadlinePolicy {
+	if p, ok := g.cfg.methods[fullMethod]; ok {
+		return p
+	}
+	if i := strings.LastIndexByte(fullMethod, '/'); i >= 0 {
+		if p, ok := g.cfg.methods[fullMethod[i+1:]]; ok {
+			return p
+		}
+	}
+	return g.cfg.policy
+}
+
+// budget is what the policy made of a call's deadline.
+type budget struct {
+	deadline time.Time
+	has      bool
+	capped   time.Duration // the server's cap, when it shortened the budget
+	dflt     time.Duration // the server's default, when the call had none
+	source   string        // for logs: "client", "server default", "server cap"
+}
+
+// begin applies the policy to a call arriving with ctx. It returns the
+// handler's context and its end, or the status refusing the call.
+func (g *guard) begin(ctx context.Context, method string) (context.Context, *guardedCall, budget, func(), error) {
+	p := g.policyFor(method)
+	now := time.Now()
+	b := budget{source: "client"}
+	b.deadline, b.has = ctx.Deadline()
+	switch {
+	case !b.has && p.Default > 0:
+		b.deadline, b.has, b.dflt, b.source = now.Add(p.Default), true, p.Default, "server default"
+	case !b.has && p.Max > 0, b.has && p.Max > 0 && b.deadline.Sub(now) > p.Max:
+		b.deadline, b.has, b.capped, b.source = now.Add(p.Max), true, p.Max, "server cap"
+	}
+	if left := b.deadline.Sub(now); b.has && p.MinBudget > 0 && left < p.MinBudget {
+		g.logger.LogAttrs(ctx, slog.LevelInfo, "call refused: budget below minimum",
+			slog.String("method", method), slog.Duration("left", round(left)), slog.Duration("min", p.MinBudget))
+		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: %s needs at least %v of budget, the call has %v left", method, p.MinBudget, round(max(left, 0)))).
+			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonMinBudget, Metadata: map[string]string{"min": p.MinBudget.String()}})
+		return nil, nil, b, nil, st.Err()
+	}
+	hctx, cancel := ctx, context.CancelFunc(func() {})
+	if b.has {
+		hctx, cancel = withExactDeadline(ctx, b.deadline)
+	}
+	call := &guardedCall{method: method, start: now, deadline: b.deadline}
+	g.mu.Lock()
+	g.running[call] = struct{}{}
+	g.mu.Unlock()
+	if b.has {
+		// One timer per call, which fires only for a handler still
+		// running grace after its deadline: no goroutine per call, and
+		// nothing added to the moment the deadline passes.
+		call.timer = time.AfterFunc(time.Until(b.deadline)+g.grace, func() { g.checkOverrun(hctx, call) })
+	}
+	end := func() {
+		cancel()
+		g.handlerReturned(call)
+	}
+	return hctx, call, b, end, nil
+}
+
+// withExactDeadline gives a handler a context that ends with parent, or at
+// dl if that comes first, and says DeadlineExceeded when it ended at the
+// deadline, whichever side's timer fired first.
+func withExactDeadline(parent context.Context, dl time.Time) (context.Context, context.CancelFunc) {
+	ctx, cancel := parent, context.CancelFunc(func() {})
+	if pdl, ok := parent.Deadline(); !ok || dl.Before(pdl) {
+		ctx, cancel = context.WithDeadline(parent, dl)
+	}
+	return &exactContext{Context: ctx, deadline: dl}, cancel
+}
+
+// exactContext corrects one error of grpc's: a client's RST_STREAM, sent
+// when its own deadline fires, reaches the server about when the server's
+// timer for the same deadline fires, and when it comes first grpc ends the
+// handler's context with Canceled. exactContext reports DeadlineExceeded for
+// a cancellation within deadlineTolerance of the deadline. It ends exactly
+// when grpc's context does: no timer, no goroutine, no added lag.
+type exactContext struct {
+	context.Context
+	deadline time.Time
+	verdict  atomic.Int32 // 0: not yet decided; 1: deadline; 2: canceled
+}
+
+func (c *exactContext) Err() error {
+	err := c.Context.Err()
+	if err != context.Canceled {
+		return err
+	}
+	// Decided once, on first sight of the cancellation: a handler looks
+	// at Err as soon as Done closes, and so does the guard when the
+	// handler returns.
+	v := int32(2)
+	if time.Until(c.deadline) <= deadlineTolerance {
+		v = 1
+	}
+	c.verdict.CompareAndSwap(0, v)
+	if c.verdict.Load() == 1 {
+		return context.DeadlineExceeded
+	}
+	return context.Canceled
+}
+
+// checkOverrun runs grace after a call's deadline: a handler still running
+// then has ignored the end of its context.
+func (g *guard) checkOverrun(hctx context.Context, c *guardedCall) {
+	c.mu.Lock()
+	if c.done || c.counted || hctx.Err() == nil {
+		c.mu.Unlock()
+		return
+	}
+	c.counted = true
+	c.mu.Unlock()
+	g.overruns.Add(1)
+	g.logger.Warn("handler still running after its context ended",
+		"method", c.method, "past_deadline", round(time.Since(c.deadline)), "running", round(time.Since(c.start)))
+}
+
+func (g *guard) handlerReturned(c *guardedCall) {
+	c.mu.Lock()
+	c.done = true
+	counted := c.counted
+	c.mu.Unlock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	g.mu.Lock()
+	delete(g.running, c)
+	g.mu.Unlock()
+	if past := time.Since(c.deadline); !counted && c.timer != nil && past > g.grace {
+		// The timer fired late, or is firing now: count the call here.
+		g.overruns.Add(1)
+		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "past_deadline", round(past))
+	}
+}
+
+// stuck names the handlers still running, for Shutdown.
+func (g *guard) stuck() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var names []string
+	for c := range g.running {
+		names = append(names, fmt.Sprintf("%s (running %v)", c.method, round(time.Since(c.start))))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// reportStuck logs the handlers still running when Shutdown forces the
+// stop; they ignored the end of their context, or their callers set no
+// deadline.
+func (g *guard) reportStuck() {
+	if g == nil {
+		return
+	}
+	g.stopping.Store(true)
+	if names := g.stuck(); len(names) > 0 {
+		g.logger.Warn("shutdown: grace period over, stopping handlers still running", "handlers", names)
+	}
+}
+
+// finish turns the handler's error into the status the caller gets and
+// logs the end of a call cut short by its deadline or its caller.
+func (g *guard) finish(ctx context.Context, ctxErr error, method string, b budget, call *guardedCall, err error, setTrailer func(metadata.MD)) error {
+	if b.capped > 0 {
+		setTrailer(metadata.Pairs(TrailerDeadlineCap, b.capped.String()))
+	}
+	if err == nil || ctxErr == nil {
+		return err
+	}
+	if st, ok := status.FromError(err); ok && st.Code() != codes.Canceled && st.Code() != codes.DeadlineExceeded && st.Code() != codes.Unknown {
+		return err // the handler's own answer
+	}
+	// Many calls can end together: with logging off, build nothing.
+	logOn := g.logger.Enabled(ctx, slog.LevelInfo)
+	elapsed := round(time.Since(call.start))
+	if !errors.Is(ctxErr, context.DeadlineExceeded) && g.stopping.Load() {
+		if logOn {
+			g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by shutdown",
+				slog.String("method", method), slog.Duration("after", elapsed))
+		}
+		return errShuttingDown
+	}
+	if !errors.Is(ctxErr, context.DeadlineExceeded) {
+		if logOn {
+			g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by the caller",
+				slog.String("method", method), slog.Duration("after", elapsed))
+		}
+		return errCallerCanceled
+	}
+	if logOn {
+		g.logger.LogAttrs(ctx, slog.LevelInfo, "deadline exceeded",
+			slog.String("method", method), slog.String("budget_from", b.source),
+			slog.Duration("budget", round(b.deadline.Sub(call.start))), slog.Duration("after", elapsed))
+	}
+	if b.capped > 0 && ctx.Err() == nil {
+		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: the server's cap of %v for %s ran out", b.capped, method)).
+			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonServerCap, Metadata: map[string]string{"cap": b.capped.String()}})
+		return st.Err()
+	}
+	if b.dflt > 0 {
+		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: the call had no deadline and the server's default of %v for %s ran out", b.dflt, method)).
+			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonServerDefault, Metadata: map[string]string{"default": b.dflt.String()}})
+		return st.Err()
+	}
+	return errServerDeadline
+}
+
+// The guard's own statuses; immutable, so shared.
+var (
+	errServerDeadline = status.Error(codes.DeadlineExceeded, "greeter: deadline exceeded on the server")
+	errCallerCanceled = status.Error(codes.Canceled, "greeter: call canceled by the caller")
+	errShuttingDown   = status.Error(codes.Unavailable, "greeter: server shutting down")
+)
+
+// wait does d of simulated work, or less if ctx ends first.
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	hctx, call, b, end, err := g.begin(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	var ctxErr error
+	resp, err := func() (any, error) {
+		defer end()
+		defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
+		if g.cfg.hook != nil {
+			if err := g.cfg.hook(hctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+		}
+		if err := wait(hctx, g.cfg.delay); err != nil {
+			return nil, err
+		}
+		if g.cfg.upstream != nil {
+			return g.cfg.upstream.unary(hctx, info.FullMethod, req)
+		}
+		return handler(hctx, req)
+	}()
+	err = g.finish(ctx, ctxErr, info.FullMethod, b, call, err, func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) })
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx := ss.Context()
+	hctx, call, b, end, err := g.begin(ctx, info.FullMethod)
+	if err != nil {
+		return err
+	}
+	gs := &guardedStream{ServerStream: ss, ctx: hctx, delay: g.cfg.delay}
+	if pdl, ok := ctx.Deadline(); b.has && info.IsClientStream && (!ok || b.deadline.Before(pdl)) {
+		// grpc's RecvMsg ends with grpc's context, not ours: without
+		// help a handler blocked in Recv would outlive the server's own
+		// deadline.
+		gs.recvGuard = true
+	}
+	var ctxErr error
+	err = func() error {
+		defer end()
+		defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
+		switch {
+		case g.cfg.upstream != nil && info.IsClientStream:
+			return g.cfg.upstream.bidiStream(gs, info.FullMethod)
+		case g.cfg.upstream != nil:
+			return g.cfg.upstream.serverStream(gs, info.FullMethod)
+		}
+		return handler(srv, gs)
+	}()
+	return g.finish(ctx, ctxErr, info.FullMethod, b, call, err, ss.SetTrailer)
+}
+
+// guardedStream hands the handler its policed context and paces replies by
+// the simulated work.
+type guardedStream struct {
+	grpc.ServerStream
+	ctx       context.Context
+	delay     time.Duration
+	recvGuard bool
+}
+
+func (s *guardedStream) RecvMsg(m any) error {
+	if !s.recvGuard {
+		return s.ServerStream.RecvMsg(m)
+	}
+	if s.ctx.Err() != nil {
+		return status.FromContextError(s.ctx.Err()).Err()
+	}
+	res := make(chan error, 1)
+	go func() { res <- s.ServerStream.RecvMsg(m) }()
+	select {
+	case err := <-res:
+		return err
+	case <-s.ctx.Done():
+		// The receive returns once grpc ends the stream, right after the
+		// handler returns; the handler must not touch m again.
+		return status.FromContextError(s.ctx.Err()).Err()
+	}
+}
+
+func (s *guardedStream) Context() context.Context { return s.ctx }
+
+func (s *guardedStream) SendMsg(m any) error {
+	if err := wait(s.ctx, s.delay); err != nil {
+		return err
+	}
+	return s.ServerStream.SendMsg(m)
+}

@@ -1,0 +1,126 @@
+package greeter_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/grpc-greeter/greeter"
+	"github.com/grpc-greeter/greeter/greetertest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// A call that runs out of time says which deadline, from where, and where
+// the call was; code that only checks status.Code or errors.Is still works.
+func ExampleDeadlineError() {
+	srv, _ := greetertest.NewServer(greeter.WithDelay(time.Hour)) // a slow server
+	defer srv.Close()
+	c, _ := srv.Client()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := c.SayHello(ctx, "you")
+
+	fmt.Println(status.Code(err), errors.Is(err, context.DeadlineExceeded))
+	var de *greeter.DeadlineError
+	if errors.As(err, &de) {
+		fmt.Printf("budget %v from %v, %v, %d attempt\n", de.Budget.Round(10*time.Millisecond), de.Source, de.Phase, de.Attempts)
+	}
+	// Output:
+	// DeadlineExceeded true
+	// budget 50ms from caller's context, on the server, 1 attempt
+}
+
+// A server caps the budgets it accepts and tells the client when its cap,
+// not the client's deadline, ended the call.
+func ExampleWithServerDeadlines() {
+	srv, _ := greetertest.NewServer(
+		greeter.WithDelay(time.Hour),
+		greeter.WithServerDeadlines(greeter.DeadlinePolicy{
+			Default:   50 * time.Millisecond, // for calls that arrive without a deadline
+			Max:       50 * time.Millisecond, // no call runs longer
+			MinBudget: 10 * time.Millisecond, // refuse calls that cannot finish
+		}),
+	)
+	defer srv.Close()
+	c, _ := srv.Client()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.SayHello(ctx, "you")
+	var de *greeter.DeadlineError
+	if errors.As(err, &de) {
+		fmt.Println(de.Code, "from the", de.Source, de.Budget)
+	}
+
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	_, err = c.SayHello(ctx, "you")
+	fmt.Println(status.Code(err), "at once:", ctx.Err() == nil)
+	// Output:
+	// DeadlineExceeded from the server's cap 50ms
+	// DeadlineExceeded at once: true
+}
+
+// A relay passes its remaining budget, less a reserve to reply, to the
+// server it calls, and cancels that call when its own caller goes away.
+func ExampleWithUpstream() {
+	upstream, _ := greetertest.NewServer()
+	defer upstream.Close()
+	up, _ := upstream.Client()
+
+	relay, _ := greetertest.NewServer(greeter.WithUpstream(up), greeter.WithReplyReserve(20*time.Millisecond))
+	defer relay.Close()
+	c, _ := relay.Client()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	msg, err := c.SayHello(ctx, "relay")
+	fmt.Println(msg, err)
+	// Output:
+	// Hello, relay! <nil>
+}
+
+// A stream with an idle timeout needs no whole-stream deadline: it ends
+// only when no message has moved for that long.
+func ExampleWithStreamIdleTimeout() {
+	srv, _ := greetertest.NewServer(greeter.WithDelay(20*time.Millisecond), greeter.WithStreamReplies(3))
+	defer srv.Close()
+	c, _ := srv.Client(greeter.WithStreamIdleTimeout(time.Second))
+
+	stream, _ := c.SayHelloStreamReply(context.Background(), "you")
+	for {
+		r, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fmt.Println(status.Code(err))
+			break
+		}
+		fmt.Println(r.GetMessage())
+	}
+	// Output:
+	// Hello, you! (1/3)
+	// Hello, you! (2/3)
+	// Hello, you! (3/3)
+}
+
+// Each attempt gets at most its own timeout; an attempt that runs out is
+// retried while the call's deadline allows.
+func ExampleWithPerAttemptTimeout() {
+	srv, _ := greetertest.NewServer(greeter.WithDelay(time.Hour)) // every attempt hangs
+	defer srv.Close()
+	c, _ := srv.Client(greeter.WithPerAttemptTimeout(20*time.Millisecond, 3))
+
+	_, err := c.SayHello(context.Background(), "you")
+	var de *greeter.DeadlineError
+	if errors.As(err, &de) {
+		fmt.Println(de.Code == codes.DeadlineExceeded, de.Source, de.Budget, de.Attempts, de.LastCode)
+	}
+	// Output:
+	// true per-attempt timeout 20ms 3 DeadlineExceeded
+}

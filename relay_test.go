@@ -1,0 +1,264 @@
+package greeter_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/grpc-greeter/greeter"
+	"github.com/grpc-greeter/greeter/greeterpb"
+	"google.golang.org/grpc/codes"
+)
+
+// hop is one greeter server of a relay chain on 127.0.0.1, with what its
+// handlers saw.
+type hop struct {
+	name string
+	addr string
+	srv  *greeter.Server
+
+	mu      sync.Mutex
+	calls   []hopCall
+	entered chan struct{} // each call's start
+	ended   chan hopCall  // each call's context end
+}
+
+type hopCall struct {
+	deadline time.Time // zero: none
+	endErr   error     // the handler context's error at its end
+	endAt    time.Time
+}
+
+// startHop serves a greeter built with opts on 127.0.0.1:0 until the test
+// ends, recording each call's deadline and the end of its context.
+func startHop(t *testing.T, name string, opts ...greeter.ServerOption) *hop {
+	t.Helper()
+	h := &hop{name: name, entered: make(chan struct{}, 16), ended: make(chan hopCall, 16)}
+	record := greeter.WithHandlerHook(func(ctx context.Context, _ string) error {
+		var c hopCall
+		c.deadline, _ = ctx.Deadline()
+		h.mu.Lock()
+		h.calls = append(h.calls, c)
+		h.mu.Unlock()
+		h.entered <- struct{}{}
+		context.AfterFunc(ctx, func() {
+			c.endErr, c.endAt = ctx.Err(), time.Now()
+			h.ended <- c
+		})
+		return nil
+	})
+	srv, err := greeter.NewServer(append([]greeter.ServerOption{record}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("%s: Shutdown: %v (a handler outlived its call)", name, err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("%s: Serve: %v", name, err)
+		}
+		if n := srv.Overruns(); n != 0 {
+			t.Errorf("%s: %d handlers ran on after their context ended", name, n)
+		}
+	})
+	h.addr, h.srv = lis.Addr().String(), srv
+	return h
+}
+
+func (h *hop) seen() []hopCall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hopCall(nil), h.calls...)
+}
+
+func dialHop(t *testing.T, h *hop, opts ...greeter.ClientOption) *greeter.Client {
+	t.Helper()
+	c, err := greeter.NewClient(h.addr, append([]greeter.ClientOption{greeter.WithInsecure()}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestRelayChain is the 3-hop chain: client → A → B → C on
+// 127.0.0.1, 150ms of work per hop, a 300ms budget. A works 150ms and
+// passes B what is left minus its reply reserve; B cannot do its 150ms in
+// that, so its context ends with DeadlineExceeded and A answers in its
+// reserve: the client gets DeadlineExceeded within its budget, C is never
+// called (no work starts that cannot finish), and no handler outlives its
+// call.
+func TestRelayChain(t *testing.T) {
+	ctx := testContext(t)
+	const (
+		budget  = 300 * time.Millisecond
+		work    = 150 * time.Millisecond
+		reserve = 10 * time.Millisecond
+	)
+	c := startHop(t, "C", greeter.WithDelay(work))
+	b := startHop(t, "B", greeter.WithDelay(work), greeter.WithUpstream(dialHop(t, c)), greeter.WithReplyReserve(reserve))
+	a := startHop(t, "A", greeter.WithDelay(work), greeter.WithUpstream(dialHop(t, b)), greeter.WithReplyReserve(reserve))
+	client := dialHop(t, a)
+
+	cctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	start := time.Now()
+	_, err := client.SayHello(cctx, "chain")
+	elapsed := time.Since(start)
+	de := deadlineError(t, err, codes.DeadlineExceeded)
+	assertWithin(t, "time to DeadlineExceeded", elapsed, work, budget)
+	t.Logf("client: %v", err)
+	if de.Source != greeter.SourceCaller || de.Phase != greeter.PhaseServer {
+		t.Errorf("Source %v, Phase %v; want caller's context, on the server", de.Source, de.Phase)
+	}
+
+	for _, h := range []*hop{a, b} {
+		select {
+		case end := <-h.ended:
+			if end.endAt.Sub(start) > budget+timeSlack {
+				t.Errorf("%s: handler context ended %v after the call began; want within the budget", h.name, end.endAt.Sub(start))
+			}
+			t.Logf("%s: context ended after %v: %v", h.name, end.endAt.Sub(start).Round(time.Millisecond), end.endErr)
+		case <-ctx.Done():
+			t.Fatalf("%s: handler's context never ended", h.name)
+		}
+	}
+	sa, sb := a.seen(), b.seen()
+	if len(sa) != 1 || len(sb) != 1 {
+		t.Fatalf("A saw %d calls, B %d; want 1 each", len(sa), len(sb))
+	}
+	// B got A's deadline less the reserve, not a fresh budget.
+	if got, want := sb[0].deadline, sa[0].deadline.Add(-reserve); got.IsZero() || got.After(want.Add(2*time.Millisecond)) {
+		t.Errorf("B's deadline %v after A's; want A's less the %v reserve", sb[0].deadline.Sub(sa[0].deadline), reserve)
+	}
+	if n := len(c.seen()); n != 0 {
+		t.Errorf("C was called %d times; the budget was gone before B finished its work", n)
+	}
+}
+
+func TestRelayCancelsUpstream(t *testing.T) {
+	ctx := testContext(t)
+	up := startHop(t, "upstream", greeter.WithDelay(workForever))
+	relay := startHop(t, "relay", greeter.WithUpstream(dialHop(t, up)))
+	client := dialHop(t, relay)
+
+	cctx, cancel := context.WithCancel(bareContext(t))
+	res := make(chan error, 1)
+	go func() { _, err := client.SayHello(cctx, "you"); res <- err }()
+	// Wait until the call has reached the upstream, then leave.
+	select {
+	case <-up.entered:
+	case <-ctx.Done():
+		t.Fatal("call never reached the upstream")
+	}
+	cancel()
+	deadlineError(t, <-res, codes.Canceled)
+	select {
+	case end := <-up.ended:
+		if end.endErr != context.Canceled {
+			t.Errorf("upstream handler's context ended with %v; want context.Canceled", end.endErr)
+		}
+	case <-ctx.Done():
+		t.Fatal("upstream handler's context never ended after the caller left")
+	}
+}
+
+func TestRelayReserve(t *testing.T) {
+	ctx := testContext(t)
+	up := startHop(t, "upstream")
+	relay := startHop(t, "relay", greeter.WithUpstream(dialHop(t, up)), greeter.WithReplyReserve(200*time.Millisecond))
+	client := dialHop(t, relay)
+
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	_, err := client.SayHello(cctx, "you")
+	deadlineError(t, err, codes.DeadlineExceeded)
+	if cctx.Err() != nil {
+		t.Errorf("relay answered after the caller's deadline; want at once")
+	}
+	if n := len(up.seen()); n != 0 {
+		t.Errorf("upstream called %d times with less budget than the reserve", n)
+	}
+
+	// With time to spare the relay answers with the upstream's reply.
+	got, err := client.SayHelloAgain(ctx, "you")
+	if err != nil || got != "Hello again, you!" {
+		t.Errorf("SayHelloAgain via relay = %q, %v; want the upstream's greeting", got, err)
+	}
+	stream, err := client.SayHelloStreamReply(ctx, "you")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		_, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("stream via relay: %v", err)
+		}
+		n++
+	}
+	if n != greeter.DefaultStreamReplies {
+		t.Errorf("stream via relay gave %d replies; want %d", n, greeter.DefaultStreamReplies)
+	}
+
+	bidi, err := client.SayHelloBidiStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a", "b", "c"}
+	for _, name := range names {
+		if err := bidi.Send(&greeterpb.HelloRequest{Name: name}); err != nil {
+			t.Fatalf("Send via relay: %v", err)
+		}
+	}
+	if err := bidi.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	var greetings []string
+	for {
+		r, err := bidi.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("bidi via relay: %v", err)
+		}
+		greetings = append(greetings, r.GetMessage())
+	}
+	if len(greetings) != 3 || greetings[2] != "Hello, c!" {
+		t.Errorf("bidi via relay = %q; want one greeting per name", greetings)
+	}
+}
+
+func TestRelayBidiDeadline(t *testing.T) {
+	ctx := testContext(t)
+	up := startHop(t, "upstream", greeter.WithDelay(workForever))
+	relay := startHop(t, "relay", greeter.WithUpstream(dialHop(t, up)))
+	client := dialHop(t, relay)
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	bidi, err := client.SayHelloBidiStream(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bidi.Send(&greeterpb.HelloRequest{Name: "you"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bidi.Recv()
+	deadlineError(t, err, codes.DeadlineExceeded)
+}
