@@ -37,6 +37,7 @@ func commands() []command {
 	return []command{
 		{"serve", "serve the Greeter service until SIGINT or SIGTERM", runServe},
 		{"call", "call the Greeter service once and print the reply", runCall},
+		{"bench", "load a Greeter server and report QPS, latency and errors", runBench},
 	}
 }
 
