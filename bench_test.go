@@ -414,4 +414,3 @@ func greeterClient(b *testing.B, target string) benchClient {
 		return err
 	}}
 }
-
