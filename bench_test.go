@@ -33,6 +33,10 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/experimental"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats/opentelemetry"
 	"google.golang.org/grpc/test/bufconn"
 )
@@ -141,6 +145,11 @@ func startPlain(b *testing.B, lis net.Listener, target string, dopts []grpc.Dial
 }
 
 func startGreeter(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption, sopts ...greeter.ServerOption) benchClient {
+	return startGreeterOpts(b, lis, target, dopts, sopts...)
+}
+
+// startGreeterOpts is startGreeter with extra client dial options.
+func startGreeterOpts(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption, sopts ...greeter.ServerOption) benchClient {
 	s, err := greeter.NewServer(sopts...)
 	if err != nil {
 		b.Fatal(err)
@@ -255,56 +264,58 @@ func BenchmarkUnaryParallel(b *testing.B) {
 // a sender pipelining b.N requests while the caller reads b.N replies.
 // ns/op is per message; msgs/s is reported.
 func BenchmarkBidiStream(b *testing.B) {
-	forEachImpl(b, func(b *testing.B, c benchClient) {
-		ctx, cancel := context.WithCancel(benchContext(b))
-		defer cancel()
-		stream, err := c.bidi(ctx)
-		if err != nil {
-			b.Fatalf("SayHelloBidiStream: %v", err)
-		}
-		// One round trip first, so that stream setup is not timed.
-		if err := stream.Send(&greeterpb.HelloRequest{Name: benchName}); err != nil {
-			b.Fatalf("Send: %v", err)
-		}
-		if _, err := stream.Recv(); err != nil {
-			b.Fatalf("Recv: %v", err)
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		sent := make(chan error, 1)
-		go func() {
-			req := &greeterpb.HelloRequest{Name: benchName}
-			for i := 0; i < b.N; i++ {
-				if err := stream.Send(req); err != nil {
-					sent <- err
-					return
-				}
-			}
-			sent <- stream.CloseSend()
-		}()
+	forEachImpl(b, benchBidi)
+}
+
+// benchBidi is BenchmarkBidiStream's body for one client.
+func benchBidi(b *testing.B, c benchClient) {
+	ctx, cancel := context.WithCancel(benchContext(b))
+	defer cancel()
+	stream, err := c.bidi(ctx)
+	if err != nil {
+		b.Fatalf("SayHelloBidiStream: %v", err)
+	}
+	// One round trip first, so that stream setup is not timed.
+	if err := stream.Send(&greeterpb.HelloRequest{Name: benchName}); err != nil {
+		b.Fatalf("Send: %v", err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		b.Fatalf("Recv: %v", err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := make(chan error, 1)
+	go func() {
+		req := &greeterpb.HelloRequest{Name: benchName}
 		for i := 0; i < b.N; i++ {
-			if _, err := stream.Recv(); err != nil {
-				cancel() // unblocks the sender
-				b.Fatalf("Recv: %v (send: %v)", err, <-sent)
+			if err := stream.Send(req); err != nil {
+				sent <- err
+				return
 			}
 		}
-		if err := <-sent; err != nil {
-			b.Fatalf("Send: %v", err)
+		sent <- stream.CloseSend()
+	}()
+	for i := 0; i < b.N; i++ {
+		if _, err := stream.Recv(); err != nil {
+			cancel() // unblocks the sender
+			b.Fatalf("Recv: %v (send: %v)", err, <-sent)
 		}
-		if _, err := stream.Recv(); err != io.EOF {
-			b.Fatalf("Recv after the last reply: %v, want io.EOF", err)
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-	})
+	}
+	if err := <-sent; err != nil {
+		b.Fatalf("Send: %v", err)
+	}
+	if _, err := stream.Recv(); err != io.EOF {
+		b.Fatalf("Recv after the last reply: %v, want io.EOF", err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
 // BenchmarkMemory reports memory, client and server together in one
 // process, since both run here:
 //
-//   - idle-conn-B: heap bytes per idle connection, from 50 clients that have
-//     each made one call and then sit idle (client and server side of each
-//     connection);
+//   - idle-conn-B: heap and goroutine stack bytes per idle connection, client
+//     and server side together (see idleConnBytes);
 //   - load-heap-B: how much the live heap grows, at its largest, while
 //     GOMAXPROCS*8 callers keep calling over one connection (sampled every
 //     10ms after a GC);
@@ -312,7 +323,6 @@ func BenchmarkBidiStream(b *testing.B) {
 //
 // ns/op is per call of the load phase.
 func BenchmarkMemory(b *testing.B) {
-	const idleConns = 50
 	for _, impl := range []string{"grpc-go", "greeter"} {
 		b.Run("transport=tcp/impl="+impl, func(b *testing.B) {
 			lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -333,12 +343,8 @@ func BenchmarkMemory(b *testing.B) {
 			}
 			warm(b, ctx, c)
 
+			idle := idleConnBytes(b, func() { warm(b, ctx, dial()) })
 			before := liveHeap()
-			for range idleConns {
-				warm(b, ctx, dial())
-			}
-			idle := float64(liveHeap()-before) / idleConns
-			before = liveHeap()
 
 			var peak int64
 			stop := make(chan struct{})
@@ -382,8 +388,55 @@ func BenchmarkMemory(b *testing.B) {
 	}
 }
 
-// liveHeap returns the bytes of live heap objects after a full GC.
+// idleConns is how many idle connections idleConnBytes measures.
+const idleConns = 50
+
+// idleConnBytes returns the heap and stack bytes that one more connection
+// holds once idle: dial makes a connection, on which it makes one call, and
+// leaves it open until the benchmark ends. A few connections are made first,
+// so that one-time costs (pools, caches) are not counted, and the
+// measurement waits for the previous benchmarks' connections to finish
+// closing, whose memory would otherwise be freed during it.
+func idleConnBytes(b *testing.B, dial func()) float64 {
+	for range 5 {
+		dial()
+	}
+	settle()
+	before := memInUse()
+	for range idleConns {
+		dial()
+	}
+	return float64(memInUse()-before) / idleConns
+}
+
+// settle waits, at most a second, for the number of goroutines to stop
+// falling: connections closed earlier end their goroutines asynchronously.
+func settle() {
+	n := runtime.NumGoroutine()
+	for range 100 {
+		time.Sleep(10 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m >= n {
+			return
+		}
+		n = m
+	}
+}
+
+// memInUse returns the bytes of live heap objects and goroutine stacks after
+// full GCs.
+func memInUse() int64 {
+	liveHeap()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc + ms.StackInuse)
+}
+
+// liveHeap returns the bytes of live heap objects after full GCs.
 func liveHeap() int64 {
+	// Two cycles: the first moves sync.Pool contents to the victim cache,
+	// the second frees them, so pooled buffers do not count as live.
+	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -413,4 +466,99 @@ func greeterClient(b *testing.B, target string) benchClient {
 		_, err := c.SayHello(ctx, benchName)
 		return err
 	}}
+}
+
+// tuningKnob is a grpc-go setting tried on greeter, server and client side.
+type tuningKnob struct {
+	name   string
+	server []grpc.ServerOption
+	client []grpc.DialOption
+}
+
+// tuningKnobs are the grpc-go settings BenchmarkTuning tries, each against
+// greeter's defaults (knob=none).
+func tuningKnobs() []tuningKnob {
+	const window = 1 << 20
+	return []tuningKnob{
+		{name: "none"},
+		{"shared-write-buffer", []grpc.ServerOption{grpc.SharedWriteBuffer(true)}, []grpc.DialOption{grpc.WithSharedWriteBuffer(true)}},
+		{"stream-workers", []grpc.ServerOption{grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0)))}, nil},
+		{"static-window-1MiB",
+			[]grpc.ServerOption{grpc.StaticStreamWindowSize(window), grpc.StaticConnWindowSize(window)},
+			[]grpc.DialOption{grpc.WithStaticStreamWindowSize(window), grpc.WithStaticConnWindowSize(window)}},
+		{"buffers-64KiB",
+			[]grpc.ServerOption{grpc.WriteBufferSize(64 << 10), grpc.ReadBufferSize(64 << 10)},
+			[]grpc.DialOption{grpc.WithWriteBufferSize(64 << 10), grpc.WithReadBufferSize(64 << 10)}},
+		{"no-buffer-pool", []grpc.ServerOption{experimental.BufferPool(mem.NopBufferPool{})},
+			[]grpc.DialOption{experimental.WithBufferPool(mem.NopBufferPool{})}},
+		{"forced-codec", []grpc.ServerOption{grpc.ForceServerCodecV2(encoding.GetCodecV2(proto.Name))}, nil},
+		// The defaults again, last: a difference between none and control
+		// is the run's drift, the noise floor of the comparison.
+		{name: "control"},
+	}
+}
+
+// BenchmarkTuning tries grpc-go's knobs on greeter over TCP, to adopt as
+// greeter defaults only those that help. Compare with
+//
+//	benchstat -col /knob tuning.txt
+//
+// mode=unary is one caller, mode=parallel GOMAXPROCS callers, mode=bidi
+// one pipelined stream (ns per message), mode=idle reports idle-conn-B as
+// BenchmarkMemory does.
+func BenchmarkTuning(b *testing.B) {
+	for _, k := range tuningKnobs() {
+		start := func(b *testing.B) (benchClient, string) {
+			lis, target, _ := benchTransports[1].listen(b)
+			return startGreeterOpts(b, lis, target, k.client, greeter.WithGRPCServerOptions(k.server...)), target
+		}
+		b.Run("knob="+k.name+"/mode=unary", func(b *testing.B) {
+			c, _ := start(b)
+			ctx := benchContext(b)
+			warm(b, ctx, c)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.sayHello(ctx); err != nil {
+					b.Fatalf("SayHello: %v", err)
+				}
+			}
+		})
+		b.Run("knob="+k.name+"/mode=parallel", func(b *testing.B) {
+			c, _ := start(b)
+			ctx := benchContext(b)
+			warm(b, ctx, c)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := c.sayHello(ctx); err != nil {
+						b.Errorf("SayHello: %v", err)
+						return
+					}
+				}
+			})
+		})
+		b.Run("knob="+k.name+"/mode=bidi", func(b *testing.B) {
+			c, _ := start(b)
+			benchBidi(b, c)
+		})
+		b.Run("knob="+k.name+"/mode=idle", func(b *testing.B) {
+			c, target := start(b)
+			ctx := benchContext(b)
+			warm(b, ctx, c)
+			idle := idleConnBytes(b, func() {
+				cc, err := greeter.NewClient(target, greeter.WithInsecure(), greeter.WithDialOptions(k.client...))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { cc.Close() })
+				if _, err := cc.SayHello(ctx, benchName); err != nil {
+					b.Fatal(err)
+				}
+			})
+			for b.Loop() {
+			}
+			b.ReportMetric(idle, "idle-conn-B")
+		})
+	}
 }
