@@ -321,7 +321,9 @@ func benchBidi(b *testing.B, c benchClient) {
 //     10ms after a GC);
 //   - load-sys-B: memory obtained from the OS by the end of that load.
 //
-// ns/op is per call of the load phase.
+// ns/op is per call of the load phase. Garbage left by earlier benchmarks in
+// the process skews load-heap-B: compare implementations each in its own
+// process, e.g. -bench 'Memory/transport=tcp/impl=greeter$'.
 func BenchmarkMemory(b *testing.B) {
 	for _, impl := range []string{"grpc-go", "greeter"} {
 		b.Run("transport=tcp/impl="+impl, func(b *testing.B) {

@@ -5,18 +5,21 @@
 # docs/performance.md and docs/performance.png.
 #
 # Everything listens on 127.0.0.1 on ports the kernel picks; every server is
-# killed when the script exits. Each load lasts DURATION (default 3s); the
-# whole run takes about a minute plus the first build.
+# killed when the script exits. Each server is loaded ROUNDS times (default
+# 3), DURATION each time (default 2s); the whole run takes under a minute
+# plus the first build.
 #
 # Needs: go, and /usr/bin/python3 with Debian's python3-grpcio and
 # python3-grpc-tools. ghz is pinned as a tool in bench/go.mod.
 #
-# Settings (environment): DURATION=3s CONCURRENCY=50 CONNECTIONS=1 RATE=2000
+# Settings (environment): DURATION=2s ROUNDS=3 CONCURRENCY=50 CONNECTIONS=1
+# RATE=2000
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
-DURATION=${DURATION:-3s}
+DURATION=${DURATION:-2s}
+ROUNDS=${ROUNDS:-3}
 CONCURRENCY=${CONCURRENCY:-50}
 CONNECTIONS=${CONNECTIONS:-1}
 RATE=${RATE:-2000}
@@ -81,9 +84,18 @@ SETTINGS=(--concurrency "$CONCURRENCY" --connections "$CONNECTIONS")
 bench() { "$WORK/greeter" bench "${SETTINGS[@]}" --json "$@"; }
 
 for name in greeter grpc-go python; do
-	log "loading $name for $DURATION (after a 1s warm-up)"
+	log "warming up $name for 1s"
 	bench --addr "${ADDR[$name]}" --duration 1s >/dev/null
-	bench --addr "${ADDR[$name]}" --duration "$DURATION" >"$WORK/results/$name.json"
+done
+# Rounds interleave the servers, so that a slow moment of the shared machine
+# does not fall on one server only; perfreport keeps each one's median round.
+for round in $(seq "$ROUNDS"); do
+	for name in greeter grpc-go python; do
+		log "round $round/$ROUNDS: loading $name for $DURATION"
+		bench --addr "${ADDR[$name]}" --duration "$DURATION" >"$WORK/results/$name.$round.json"
+	done
+done
+for name in greeter grpc-go python; do
 	awk '/VmHWM/ {print $2}' "/proc/${PID[$name]}/status" >"$WORK/results/$name.rss" || true
 done
 
@@ -101,6 +113,6 @@ mkdir -p "$ROOT/docs"
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 "$WORK/perfreport" --results "$WORK/results" \
 	--md "$ROOT/docs/performance.md" --png "$ROOT/docs/performance.png" \
-	--settings "${SETTINGS[*]} --duration $DURATION" --rate "$RATE" \
+	--settings "${SETTINGS[*]} --duration $DURATION" --rounds "$ROUNDS" --rate "$RATE" \
 	--machine "$(nproc) cores ($CPU), $(go version | cut -d' ' -f3), Python $("$PYTHON" -c 'import grpc, sys; print(sys.version.split()[0], "grpcio", grpc.__version__)')"
 log "wrote docs/performance.md and docs/performance.png"
