@@ -385,17 +385,17 @@ func newBar(cfg benchConfig, stderr io.Writer) *bar {
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
-	limit, desc := cfg.total, "calls"
+	limit, desc, opts := cfg.total, "calls", []progressbar.Option{progressbar.OptionShowCount()}
 	if cfg.total == 0 {
-		limit, desc = cfg.duration.Milliseconds(), "time"
+		limit, desc, opts = cfg.duration.Milliseconds(), "time", nil
 	}
-	return &bar{pb: progressbar.NewOptions64(limit,
+	return &bar{pb: progressbar.NewOptions64(limit, append(opts,
 		progressbar.OptionSetWriter(stderr),
 		progressbar.OptionSetDescription(desc),
 		progressbar.OptionSetWidth(40),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
-	)}
+	)...)}
 }
 
 // track updates the bar every 100ms from done (total mode) or the time since
