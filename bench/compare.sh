@@ -87,10 +87,13 @@ for name in greeter grpc-go python; do
 	log "warming up $name for 1s"
 	bench --addr "${ADDR[$name]}" --duration 1s >/dev/null
 done
-# Rounds interleave the servers, so that a slow moment of the shared machine
-# does not fall on one server only; perfreport keeps each one's median round.
+# Rounds interleave the servers, each round starting with the next one, so
+# that neither a slow moment of the shared machine nor a place in the order
+# falls on one server only; perfreport keeps each one's median round.
+ORDER=(greeter grpc-go python)
 for round in $(seq "$ROUNDS"); do
-	for name in greeter grpc-go python; do
+	for i in 0 1 2; do
+		name=${ORDER[$(((round - 1 + i) % 3))]}
 		log "round $round/$ROUNDS: loading $name for $DURATION"
 		bench --addr "${ADDR[$name]}" --duration "$DURATION" >"$WORK/results/$name.$round.json"
 	done

@@ -198,8 +198,9 @@ func run(dir, mdPath, pngPath, settings string, rounds int, rate, machine string
 	fmt.Fprintf(&b, "(ghz counts the calls in flight when its time is up as Canceled; greeter bench lets them finish.)\n\n")
 
 	fmt.Fprintf(&b, "## Reproduce\n\n```sh\nbench/compare.sh   # under a minute after the first build; rewrites this file and performance.png\n```\n\n")
-	fmt.Fprintf(&b, "The Go benchmarks of the library against plain grpc-go, in process, are in `bench_test.go`:\n\n")
-	fmt.Fprintf(&b, "```sh\ngo test -run '^$' -bench . -benchmem -count 6 > new.txt && benchstat -col /impl new.txt\n```\n")
+	fmt.Fprintf(&b, "The Go benchmarks of the library against plain grpc-go, in process, are in `bench_test.go`; ")
+	fmt.Fprintf(&b, "their results, the tuning and the memory figures are in [benchmarks.md](benchmarks.md):\n\n")
+	fmt.Fprintf(&b, "```sh\ngo test -run '^$' -bench 'Unary|Bidi' -benchmem -count 6 > new.txt && benchstat -col /impl new.txt\n```\n")
 
 	if err := os.WriteFile(mdPath, []byte(b.String()), 0o644); err != nil {
 		return err

@@ -4,6 +4,7 @@
 //
 //	greeter serve [--addr localhost:50051]
 //	greeter call  [--addr localhost:50051] [--name world] [--again] [--timeout 1s]
+//	greeter bench [--addr localhost:50051] [--concurrency 50] [--total N | --duration 10s] [--rps R] [--json]
 //
 // Run "greeter CMD --help" for every flag of a command.
 package main
