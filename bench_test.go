@@ -5,8 +5,12 @@ package greeter_test
 // context (one with a deadline, as every well-behaved caller has, so
 // greeter's default timeout adds nothing and both send grpc-timeout).
 //
-//	go test -run '^$' -bench . -benchmem -count 6 | tee new.txt
+//	go test -c -o /tmp/greeter.test .
+//	for i in 1 2 3 4 5 6; do /tmp/greeter.test -test.run '^$' -test.bench 'Unary|Bidi' -test.benchmem; done > new.txt
 //	benchstat -col /impl new.txt
+//
+// (a loop rather than -count, so that the implementations take turns; see
+// docs/benchmarks.md for results).
 //
 // impl=grpc-go is grpc.NewServer + greeterpb.RegisterGreeterServer and
 // greeterpb.NewGreeterClient on grpc.NewClient, with a handler equivalent to
