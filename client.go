@@ -97,6 +97,10 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	if cfg.serviceConfig != "" {
 		dopts = append(dopts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
 	}
+	if cfg.deadline.perAttempt > 0 {
+		// greeter's attempt loop retries; see WithPerAttemptTimeout.
+		dopts = append(dopts, grpc.WithDisableRetry())
+	}
 	dopts = append(dopts, clientTransportOptions(cfg)...)
 	dopts = append(dopts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dopts...)

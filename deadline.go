@@ -270,9 +270,12 @@ const (
 // final error keeps the last attempt's code; a [DeadlineError] counts the
 // attempts. By default there is no per-attempt timeout and one attempt.
 //
-// grpc's service-config retry policy has no per-attempt timeout; this
-// option runs each attempt as one grpc call, so a service-config retry
-// policy, if any, retries within an attempt.
+// grpc's service-config retry policy has no per-attempt timeout, so this
+// option takes its place: the client's service-config retries (those of
+// [DefaultServiceConfig] included) are turned off with grpc.WithDisableRetry,
+// because two retry layers would multiply attempts and let grpc's backoff
+// eat an attempt's time. grpc's transparent retries of calls that never
+// reached a server still happen.
 func WithPerAttemptTimeout(d time.Duration, maxAttempts int) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) {
 		c.deadline.perAttempt = d

@@ -75,7 +75,9 @@ type Server struct {
 }
 
 // NewServer builds a Server from opts. It validates them and does no network
-// I/O; the error says which option is wrong.
+// I/O; the error says which option is wrong. It starts GOMAXPROCS idle
+// stream-worker goroutines (a tuned default, see tuning.go), which
+// [Server.Shutdown] stops: shut down every Server built.
 func NewServer(opts ...ServerOption) (*Server, error) {
 	cfg, err := newServerConfig(opts)
 	if err != nil {
@@ -90,6 +92,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		grpc.ChainStreamInterceptor(serverStreamInterceptors(cfg)...),
 	)
 	gopts = append(gopts, serverTransportOptions(cfg)...)
+	gopts = append(gopts, tunedServerOptions()...)
 	gopts = append(gopts, cfg.grpcOpts...)
 
 	s := &Server{grpc: grpc.NewServer(gopts...), health: health.NewServer()}

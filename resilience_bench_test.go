@@ -14,15 +14,6 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 )
 
-// plainGreeter is the upstream helloworld server: the baseline.
-type plainGreeter struct {
-	greeterpb.UnimplementedGreeterServer
-}
-
-func (plainGreeter) SayHello(_ context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
-	return &greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}, nil
-}
-
 // BenchmarkResilienceDefaults measures what greeter's default resilience
 // features (retry policy and throttling in DefaultServiceConfig, panic
 // recovery, name validation, keepalive settings) cost per unary call over

@@ -18,9 +18,11 @@ type service struct {
 	cfg *serverConfig
 	// unary and stream run inside any server-level interceptors, around
 	// every Greeter handler, so that the service's own policies apply under
-	// Register on someone else's grpc.Server too. Nil when there are none.
-	unary  grpc.UnaryServerInterceptor
-	stream grpc.StreamServerInterceptor
+	// Register on someone else's grpc.Server too. They are bound to each
+	// method once, at registration, so that a call allocates nothing for
+	// them (see bindUnary).
+	unary  []grpc.UnaryServerInterceptor
+	stream []grpc.StreamServerInterceptor
 }
 
 // serviceUnaryInterceptors lists the service's own unary policies,
@@ -49,11 +51,11 @@ func register(r grpc.ServiceRegistrar, cfg *serverConfig) {
 	cfg.guard = newGuard(cfg)
 	s := &service{
 		cfg:    cfg,
-		unary:  chainUnary(serviceUnaryInterceptors(cfg)),
-		stream: chainStream(serviceStreamInterceptors(cfg)),
+		unary:  serviceUnaryInterceptors(cfg),
+		stream: serviceStreamInterceptors(cfg),
 	}
 	for _, name := range []string{ServiceName, HelloworldServiceName} {
-		r.RegisterService(serviceDesc(name), s)
+		r.RegisterService(serviceDesc(name, s), s)
 	}
 }
 
@@ -103,19 +105,19 @@ func (s *service) SayHelloBidiStream(stream grpc.BidiStreamingServer[greeterpb.H
 	}
 }
 
-func serviceDesc(name string) *grpc.ServiceDesc {
+func serviceDesc(name string, s *service) *grpc.ServiceDesc {
 	return &grpc.ServiceDesc{
 		ServiceName: name,
 		HandlerType: (*greeterpb.GreeterServer)(nil),
 		Methods: []grpc.MethodDesc{
-			{MethodName: "SayHello", Handler: unaryHandler("/"+name+"/SayHello", (*service).SayHello)},
-			{MethodName: "SayHelloAgain", Handler: unaryHandler("/"+name+"/SayHelloAgain", (*service).SayHelloAgain)},
+			{MethodName: "SayHello", Handler: s.unaryHandler("/"+name+"/SayHello", (*service).SayHello)},
+			{MethodName: "SayHelloAgain", Handler: s.unaryHandler("/"+name+"/SayHelloAgain", (*service).SayHelloAgain)},
 		},
 		Streams: []grpc.StreamDesc{
 			{
 				StreamName:    "SayHelloStreamReply",
 				ServerStreams: true,
-				Handler: streamHandler("/"+name+"/SayHelloStreamReply", true, false, func(s *service, stream grpc.ServerStream) error {
+				Handler: s.streamHandler("/"+name+"/SayHelloStreamReply", true, false, func(s *service, stream grpc.ServerStream) error {
 					req := new(greeterpb.HelloRequest)
 					if err := stream.RecvMsg(req); err != nil {
 						return err
@@ -127,7 +129,7 @@ func serviceDesc(name string) *grpc.ServiceDesc {
 				StreamName:    "SayHelloBidiStream",
 				ServerStreams: true,
 				ClientStreams: true,
-				Handler: streamHandler("/"+name+"/SayHelloBidiStream", true, true, func(s *service, stream grpc.ServerStream) error {
+				Handler: s.streamHandler("/"+name+"/SayHelloBidiStream", true, true, func(s *service, stream grpc.ServerStream) error {
 					return s.SayHelloBidiStream(&grpc.GenericServerStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ServerStream: stream})
 				}),
 			},
@@ -138,22 +140,19 @@ func serviceDesc(name string) *grpc.ServiceDesc {
 
 type unaryMethod func(*service, context.Context, *greeterpb.HelloRequest) (*greeterpb.HelloReply, error)
 
-func unaryHandler(fullMethod string, m unaryMethod) grpc.MethodHandler {
-	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+// unaryHandler is the grpc.MethodHandler of one unary method. Its info and
+// the handler wrapped in the service's interceptors are built here, once, so
+// that a call allocates only its request, as generated code does.
+func (s *service) unaryHandler(fullMethod string, m unaryMethod) grpc.MethodHandler {
+	// Shared by every call: interceptors read info, they do not change it.
+	info := &grpc.UnaryServerInfo{Server: s, FullMethod: fullMethod}
+	handler := bindUnary(s.unary, info, func(ctx context.Context, req any) (any, error) {
+		return m(s, ctx, req.(*greeterpb.HelloRequest))
+	})
+	return func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 		req := new(greeterpb.HelloRequest)
 		if err := dec(req); err != nil {
 			return nil, err
-		}
-		s := srv.(*service)
-		info := &grpc.UnaryServerInfo{Server: srv, FullMethod: fullMethod}
-		handler := func(ctx context.Context, req any) (any, error) {
-			return m(s, ctx, req.(*greeterpb.HelloRequest))
-		}
-		if s.unary != nil {
-			inner := handler
-			handler = func(ctx context.Context, req any) (any, error) {
-				return s.unary(ctx, req, info, inner)
-			}
 		}
 		if interceptor == nil {
 			return handler(ctx, req)
@@ -162,44 +161,30 @@ func unaryHandler(fullMethod string, m unaryMethod) grpc.MethodHandler {
 	}
 }
 
-func streamHandler(fullMethod string, serverStreams, clientStreams bool, m func(*service, grpc.ServerStream) error) grpc.StreamHandler {
+// streamHandler is unaryHandler for a streaming method.
+func (s *service) streamHandler(fullMethod string, serverStreams, clientStreams bool, m func(*service, grpc.ServerStream) error) grpc.StreamHandler {
 	info := &grpc.StreamServerInfo{FullMethod: fullMethod, IsServerStream: serverStreams, IsClientStream: clientStreams}
-	return func(srv any, stream grpc.ServerStream) error {
-		s := srv.(*service)
-		if s.stream == nil {
-			return m(s, stream)
-		}
-		return s.stream(srv, stream, info, func(_ any, stream grpc.ServerStream) error {
-			return m(s, stream)
-		})
-	}
+	return bindStream(s.stream, info, func(_ any, stream grpc.ServerStream) error {
+		return m(s, stream)
+	})
 }
 
-// chainUnary folds interceptors into one, the first outermost, as
-// grpc.ChainUnaryInterceptor does for a whole server; nil when empty.
-func chainUnary(is []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	if len(is) == 0 {
-		return nil
+// bindUnary wraps h in is, the first outermost, as grpc.ChainUnaryInterceptor
+// does for a whole server, but for one method whose info is known: the chain
+// is built once instead of on every call.
+func bindUnary(is []grpc.UnaryServerInterceptor, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) grpc.UnaryHandler {
+	for i := len(is) - 1; i >= 0; i-- {
+		next, in := h, is[i]
+		h = func(ctx context.Context, req any) (any, error) { return in(ctx, req, info, next) }
 	}
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		for i := len(is) - 1; i > 0; i-- {
-			next, in := h, is[i]
-			h = func(ctx context.Context, req any) (any, error) { return in(ctx, req, info, next) }
-		}
-		return is[0](ctx, req, info, h)
-	}
+	return h
 }
 
-// chainStream is chainUnary for stream interceptors.
-func chainStream(is []grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
-	if len(is) == 0 {
-		return nil
+// bindStream is bindUnary for stream interceptors.
+func bindStream(is []grpc.StreamServerInterceptor, info *grpc.StreamServerInfo, h grpc.StreamHandler) grpc.StreamHandler {
+	for i := len(is) - 1; i >= 0; i-- {
+		next, in := h, is[i]
+		h = func(srv any, ss grpc.ServerStream) error { return in(srv, ss, info, next) }
 	}
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		for i := len(is) - 1; i > 0; i-- {
-			next, in := h, is[i]
-			h = func(srv any, ss grpc.ServerStream) error { return in(srv, ss, info, next) }
-		}
-		return is[0](srv, ss, info, h)
-	}
+	return h
 }

@@ -6,6 +6,7 @@
 //	greeter call  [--addr localhost:50051] [--name world] [--again] [--timeout 1s]
 //	              [--header k=v ...] [-v] [--compress gzip]
 //	greeter health [--addr localhost:50051] [--service NAME]
+//	greeter bench [--addr localhost:50051] [--concurrency 50] [--total N | --duration 10s] [--rps R] [--json]
 //
 // Run "greeter CMD --help" for every flag of a command.
 package main
@@ -40,6 +41,7 @@ func commands() []command {
 		{"serve", "serve the Greeter service until SIGINT or SIGTERM", runServe},
 		{"call", "call the Greeter service once and print the reply", runCall},
 		{"health", "check a server's health; exit 0 only when SERVING", runHealth},
+		{"bench", "load a Greeter server and report QPS, latency and errors", runBench},
 	}
 }
 

@@ -1,0 +1,49 @@
+// Command grpcgo-greeter is the Greeter server a plain grpc-go program
+// writes, after grpc-go's examples/helloworld/greeter_server: the baseline
+// that compare.sh sets greeter serve against. It serves until SIGINT or
+// SIGTERM.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/grpc-greeter/greeter/greeterpb"
+	"google.golang.org/grpc"
+)
+
+type server struct {
+	greeterpb.UnimplementedGreeterServer
+}
+
+func (server) SayHello(_ context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	return &greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}, nil
+}
+
+func main() {
+	addr := flag.String("addr", "localhost:50051", "`address` to listen on")
+	flag.Parse()
+	lis, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	s := grpc.NewServer()
+	greeterpb.RegisterGreeterServer(s, server{})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		s.GracefulStop()
+	}()
+	fmt.Printf("grpcgo-greeter: serving on %s\n", lis.Addr())
+	if err := s.Serve(lis); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

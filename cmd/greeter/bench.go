@@ -1,0 +1,435 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/grpc-greeter/greeter"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
+)
+
+// defaultBenchDuration is how long greeter bench runs when neither --total
+// nor --duration is given.
+const defaultBenchDuration = 10 * time.Second
+
+// benchConfig is greeter bench's flags.
+type benchConfig struct {
+	addr        string
+	service     string
+	name        string
+	concurrency int
+	connections int
+	total       int64
+	duration    time.Duration
+	rps         float64
+	timeout     time.Duration
+	json        bool
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("bench", "[flags]", stderr)
+	var cfg benchConfig
+	fs.StringVar(&cfg.addr, "addr", "localhost:50051", "server `address` (any gRPC target)")
+	fs.StringVar(&cfg.service, "service", greeter.ServiceName, "service name to call: Greeter or helloworld.Greeter")
+	fs.StringVar(&cfg.name, "name", "world", "name to greet in every call")
+	fs.IntVar(&cfg.concurrency, "concurrency", 50, "number of callers making calls at the same time")
+	fs.IntVar(&cfg.connections, "connections", 1, "number of connections the callers share, round robin")
+	fs.Int64Var(&cfg.total, "total", 0, "stop after this many calls (instead of --duration)")
+	fs.DurationVar(&cfg.duration, "duration", 0, "stop starting calls after this long (default 10s unless --total is given)")
+	fs.Float64Var(&cfg.rps, "rps", 0, "limit to this many calls per second in all, 0 for no limit")
+	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "deadline of each call")
+	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if err := cfg.validate(fs); err != nil {
+		fmt.Fprintf(stderr, "greeter bench: %v\n", err)
+		return 2
+	}
+
+	clients := make([]*greeter.Client, cfg.connections)
+	for i := range clients {
+		c, err := greeter.NewClient(cfg.addr, greeter.WithInsecure(), greeter.WithServiceName(cfg.service))
+		if err != nil {
+			fmt.Fprintf(stderr, "greeter bench: %v\n", err)
+			return 2
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	connect(ctx, clients, cfg.timeout)
+
+	bar := newBar(cfg, stderr)
+	res := bench(ctx, cfg, clients, bar)
+	bar.finish()
+
+	if cfg.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res.report()); err != nil {
+			fmt.Fprintf(stderr, "greeter bench: %v\n", err)
+			return 1
+		}
+	} else {
+		res.print(stdout)
+	}
+	if res.count > 0 && res.errors[codes.OK] == 0 {
+		// Every call failed: the target is down or broken, which a script
+		// running the benchmark must notice.
+		return 1
+	}
+	return 0
+}
+
+func (c *benchConfig) validate(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case c.concurrency < 1:
+		return fmt.Errorf("--concurrency %d: must be at least 1", c.concurrency)
+	case c.connections < 1:
+		return fmt.Errorf("--connections %d: must be at least 1", c.connections)
+	case set["total"] && set["duration"]:
+		return fmt.Errorf("--total and --duration both given: choose one")
+	case set["total"] && c.total < 1:
+		return fmt.Errorf("--total %d: must be at least 1", c.total)
+	case set["duration"] && c.duration <= 0:
+		return fmt.Errorf("--duration %v: must be positive", c.duration)
+	case c.rps < 0 || math.IsNaN(c.rps) || math.IsInf(c.rps, 0):
+		return fmt.Errorf("--rps %v: must be 0 (no limit) or positive", c.rps)
+	case c.timeout <= 0:
+		return fmt.Errorf("--timeout %v: must be positive", c.timeout)
+	}
+	if !set["total"] && !set["duration"] {
+		c.duration = defaultBenchDuration
+	}
+	return nil
+}
+
+// connect starts every connection and waits, at most timeout, for them to
+// be ready, so that connection setup is not counted as call latency. A
+// connection that is not ready in time is left to fail (or succeed) on its
+// calls, where the errors are counted.
+func connect(ctx context.Context, clients []*greeter.Client, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Go(func() {
+			conn := c.Conn()
+			conn.Connect()
+			for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
+				if s == connectivity.TransientFailure || !conn.WaitForStateChange(ctx, s) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// shard is one part of the results, shared by a few callers so that
+// recording a call rarely waits on a lock.
+type shard struct {
+	mu     sync.Mutex
+	hist   *hdrhistogram.Histogram // latency in microseconds
+	errors map[codes.Code]int64
+}
+
+// maxLatencyMicros is the highest latency the histograms track; longer calls
+// are recorded as this.
+const maxLatencyMicros = int64(time.Hour / time.Microsecond)
+
+func newHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, maxLatencyMicros, 3)
+}
+
+// benchResult is what a run measured.
+type benchResult struct {
+	count   int64
+	elapsed time.Duration
+	hist    *hdrhistogram.Histogram
+	errors  map[codes.Code]int64 // including OK
+}
+
+// bench runs the load: cfg.concurrency callers share the clients round
+// robin, each making one call at a time, until cfg.total calls have been
+// started or cfg.duration has passed (calls in flight then run to their
+// end), or ctx is done. bar, if any, is told of the progress.
+func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar *bar) benchResult {
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.duration > 0 {
+		stop, cancel = context.WithTimeout(stop, cfg.duration)
+		defer cancel()
+	}
+	var limiter *rate.Limiter
+	if cfg.rps > 0 {
+		// A burst of 1 spaces calls evenly instead of letting them bunch.
+		limiter = rate.NewLimiter(rate.Limit(cfg.rps), 1)
+	}
+	shards := make([]*shard, min(cfg.concurrency, 4*runtime.GOMAXPROCS(0)))
+	for i := range shards {
+		shards[i] = &shard{hist: newHistogram(), errors: map[codes.Code]int64{}}
+	}
+
+	var started, done atomic.Int64
+	start := time.Now()
+	progress := bar.track(cfg, start, &done)
+	var wg sync.WaitGroup
+	for i := range cfg.concurrency {
+		c, sh := clients[i%len(clients)], shards[i%len(shards)]
+		wg.Go(func() {
+			for stop.Err() == nil {
+				if cfg.total > 0 && started.Add(1) > cfg.total {
+					return
+				}
+				if limiter != nil && limiter.Wait(stop) != nil {
+					return // stopped, or the next slot is past the end
+				}
+				cctx, ccancel := context.WithTimeout(ctx, cfg.timeout)
+				t := time.Now()
+				_, err := c.SayHello(cctx, cfg.name)
+				d := time.Since(t)
+				ccancel()
+				sh.mu.Lock()
+				sh.hist.RecordValue(min(max(d.Microseconds(), 1), maxLatencyMicros))
+				sh.errors[status.Code(err)]++
+				sh.mu.Unlock()
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	res := benchResult{elapsed: time.Since(start), count: done.Load(), hist: newHistogram(), errors: map[codes.Code]int64{}}
+	progress()
+	for _, sh := range shards {
+		res.hist.Merge(sh.hist)
+		for code, n := range sh.errors {
+			res.errors[code] += n
+		}
+	}
+	return res
+}
+
+// qps is the calls completed per second of the run.
+func (r benchResult) qps() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.count) / r.elapsed.Seconds()
+}
+
+// jsonReport is the --json output. Latencies are in milliseconds.
+type jsonReport struct {
+	Count      int64            `json:"count"`
+	OK         int64            `json:"ok"`
+	DurationS  float64          `json:"duration_s"`
+	QPS        float64          `json:"qps"`
+	LatencyMs  jsonLatency      `json:"latency_ms"`
+	Histogram  []jsonBucket     `json:"histogram"`
+	Errors     map[string]int64 `json:"errors"`
+	StatusCode map[string]int64 `json:"status_codes"`
+}
+
+type jsonLatency struct {
+	Min  float64 `json:"min"`
+	Mean float64 `json:"mean"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+}
+
+// jsonBucket counts the calls whose latency was at most LeMs and more than
+// the previous bucket's.
+type jsonBucket struct {
+	LeMs  float64 `json:"le_ms"`
+	Count int64   `json:"count"`
+}
+
+func micros(v int64) float64 { return float64(v) / 1e3 }
+
+func (r benchResult) report() jsonReport {
+	rep := jsonReport{
+		Count:      r.count,
+		OK:         r.errors[codes.OK],
+		DurationS:  r.elapsed.Seconds(),
+		QPS:        r.qps(),
+		Errors:     map[string]int64{},
+		StatusCode: map[string]int64{},
+		Histogram:  []jsonBucket{},
+	}
+	if r.count > 0 {
+		rep.LatencyMs = jsonLatency{
+			Min:  micros(r.hist.Min()),
+			Mean: r.hist.Mean() / 1e3,
+			P50:  micros(r.hist.ValueAtPercentile(50)),
+			P90:  micros(r.hist.ValueAtPercentile(90)),
+			P99:  micros(r.hist.ValueAtPercentile(99)),
+			Max:  micros(r.hist.Max()),
+		}
+	}
+	for _, b := range r.buckets() {
+		rep.Histogram = append(rep.Histogram, jsonBucket{LeMs: micros(b.le), Count: b.count})
+	}
+	for code, n := range r.errors {
+		rep.StatusCode[code.String()] = n
+		if code != codes.OK {
+			rep.Errors[code.String()] = n
+		}
+	}
+	return rep
+}
+
+type bucket struct {
+	le, count int64 // microseconds, calls
+}
+
+// histogramBuckets is how many bars the latency histogram has.
+const histogramBuckets = 10
+
+// buckets splits the latencies into histogramBuckets bars whose bounds grow
+// geometrically from the fastest call to the slowest, so that both the body
+// and the tail of the distribution show.
+func (r benchResult) buckets() []bucket {
+	if r.count == 0 {
+		return nil
+	}
+	lo, hi := float64(r.hist.Min()), float64(r.hist.Max())
+	if hi <= lo {
+		return []bucket{{le: r.hist.Max(), count: r.hist.TotalCount()}}
+	}
+	bs := make([]bucket, histogramBuckets)
+	for i := range bs {
+		bs[i].le = int64(math.Ceil(lo * math.Pow(hi/lo, float64(i+1)/histogramBuckets)))
+	}
+	bs[len(bs)-1].le = r.hist.Max()
+	for _, bar := range r.hist.Distribution() {
+		if bar.Count == 0 {
+			continue
+		}
+		// A bar covers values From..To that the histogram holds as equal;
+		// it goes where its lowest value falls.
+		i := sort.Search(len(bs), func(i int) bool { return bs[i].le >= bar.From })
+		bs[min(i, len(bs)-1)].count += bar.Count
+	}
+	return bs
+}
+
+func (r benchResult) print(w io.Writer) {
+	ok := r.errors[codes.OK]
+	fmt.Fprintf(w, "Summary:\n")
+	fmt.Fprintf(w, "  Calls:     %d (%d OK, %d failed)\n", r.count, ok, r.count-ok)
+	fmt.Fprintf(w, "  Duration:  %.2fs\n", r.elapsed.Seconds())
+	fmt.Fprintf(w, "  QPS:       %.1f\n", r.qps())
+	if r.count == 0 {
+		return
+	}
+	d := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+	fmt.Fprintf(w, "\nLatency:\n")
+	fmt.Fprintf(w, "  p50  %v\n  p90  %v\n  p99  %v\n  max  %v\n",
+		d(r.hist.ValueAtPercentile(50)), d(r.hist.ValueAtPercentile(90)),
+		d(r.hist.ValueAtPercentile(99)), d(r.hist.Max()))
+
+	fmt.Fprintf(w, "\nHistogram:\n")
+	bs := r.buckets()
+	var most int64
+	for _, b := range bs {
+		most = max(most, b.count)
+	}
+	for _, b := range bs {
+		n := int(math.Round(40 * float64(b.count) / float64(most)))
+		if n == 0 && b.count > 0 {
+			n = 1
+		}
+		fmt.Fprintf(w, "  ≤ %-10v %8d %s\n", d(b.le), b.count, strings.Repeat("■", n))
+	}
+
+	fmt.Fprintf(w, "\nStatus codes:\n")
+	var cs []codes.Code
+	for c := range r.errors {
+		cs = append(cs, c)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i] < cs[j] })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-18s %d\n", c, r.errors[c])
+	}
+}
+
+// bar is a progress bar on a terminal; nil, and every method a no-op, when
+// stderr is not one (piped, redirected, or a test's buffer).
+type bar struct {
+	pb *progressbar.ProgressBar
+}
+
+func newBar(cfg benchConfig, stderr io.Writer) *bar {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	limit, desc, opts := cfg.total, "calls", []progressbar.Option{progressbar.OptionShowCount()}
+	if cfg.total == 0 {
+		limit, desc, opts = cfg.duration.Milliseconds(), "time", nil
+	}
+	return &bar{pb: progressbar.NewOptions64(limit, append(opts,
+		progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionSetWidth(40),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)...)}
+}
+
+// track updates the bar every 100ms from done (total mode) or the time since
+// start (duration mode) until the returned func is called.
+func (b *bar) track(cfg benchConfig, start time.Time, done *atomic.Int64) (stop func()) {
+	if b == nil {
+		return func() {}
+	}
+	quit, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				if cfg.total > 0 {
+					b.pb.Set64(done.Load())
+				} else {
+					b.pb.Set64(min(time.Since(start).Milliseconds(), cfg.duration.Milliseconds()))
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-stopped
+	}
+}
+
+func (b *bar) finish() {
+	if b != nil {
+		b.pb.Finish()
+	}
+}
