@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grpc-greeter/greeter"
 	"google.golang.org/grpc/codes"
@@ -114,6 +115,31 @@ func TestInteropPythonClient(t *testing.T) {
 				t.Fatalf("Python client printed %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestInteropPythonClientDeadline: a grpcio client's timeout reaches our
+// server as grpc-timeout, and a server slower than it (WithDelay) makes the
+// Python client see DEADLINE_EXCEEDED at its deadline; a longer timeout
+// succeeds.
+func TestInteropPythonClientDeadline(t *testing.T) {
+	py := python(t)
+	addr := serveTCP(t, greeter.WithDelay(300*time.Millisecond))
+	dir := pythonGreeter(t, py, "testdata/python/helloworld.proto")
+	for _, tt := range []struct {
+		timeout string
+		want    string
+		ok      bool
+	}{
+		{"0.1", "Greeter client failed: DEADLINE_EXCEEDED", false},
+		{"5", "Greeter client received: Hello, python!", true},
+	} {
+		cmd := exec.CommandContext(testContext(t), py, "greeter_client.py", addr, "python", tt.timeout)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != tt.ok || !strings.HasPrefix(strings.TrimSpace(string(out)), tt.want) {
+			t.Errorf("greeter_client.py with timeout=%s against a 300ms server: %v, output %q; want %q", tt.timeout, err, out, tt.want)
+		}
 	}
 }
 
