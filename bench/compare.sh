@@ -17,6 +17,7 @@
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
+TUTORIAL=$(cd "$BENCH/../testdata/python" && pwd) # the Python tutorial server and its proto
 ROOT=$(cd "$BENCH/.." && pwd)
 DURATION=${DURATION:-2s}
 ROUNDS=${ROUNDS:-3}
@@ -49,7 +50,7 @@ log "building greeter, grpcgo-greeter, ghz and perfreport"
 
 log "generating the Python stubs"
 mkdir -p "$WORK/py" "$WORK/results"
-"$PYTHON" -m grpc_tools.protoc -I"$BENCH" --python_out="$WORK/py" --grpc_python_out="$WORK/py" "$BENCH/helloworld.proto"
+"$PYTHON" -m grpc_tools.protoc -I"$TUTORIAL" --python_out="$WORK/py" --grpc_python_out="$WORK/py" "$TUTORIAL/helloworld.proto"
 
 # start NAME CMD...: starts a server whose first line of output ends with
 # the address it listens on, and sets ADDR[NAME] and PID[NAME].
@@ -61,7 +62,10 @@ start() {
 	PID[$name]=$!
 	PIDS+=("$!")
 	for _ in $(seq 100); do # 10s at most
-		if [[ -s "$WORK/$name.log" ]] && ADDR[$name]=$(grep -m1 -oE '127\.0\.0\.1:[0-9]+' "$WORK/$name.log"); then
+		# "... on 127.0.0.1:PORT" from the Go servers, "... listening on PORT"
+		# from the Python tutorial server.
+		if [[ -s "$WORK/$name.log" ]] && a=$(grep -m1 -oE '127\.0\.0\.1:[0-9]+|listening on [0-9]+$' "$WORK/$name.log"); then
+			ADDR[$name]="127.0.0.1:${a##*[ :]}"
 			log "$name listening on ${ADDR[$name]} (pid ${PID[$name]})"
 			return 0
 		fi
@@ -78,7 +82,7 @@ start() {
 
 start greeter "$WORK/greeter" serve --addr 127.0.0.1:0
 start grpc-go "$WORK/grpcgo-greeter" --addr 127.0.0.1:0
-start python env PYTHONPATH="$WORK/py" "$PYTHON" "$BENCH/greeter_server.py" 0
+start python env PYTHONPATH="$WORK/py" "$PYTHON" "$TUTORIAL/greeter_server.py" 127.0.0.1:0
 
 SETTINGS=(--concurrency "$CONCURRENCY" --connections "$CONNECTIONS")
 bench() { "$WORK/greeter" bench "${SETTINGS[@]}" --json "$@"; }
@@ -103,7 +107,7 @@ for name in greeter grpc-go python; do
 done
 
 ghz() {
-	"$WORK/ghz" --insecure --proto "$BENCH/helloworld.proto" --call Greeter.SayHello \
+	"$WORK/ghz" --insecure --proto "$TUTORIAL/helloworld.proto" --call Greeter.SayHello \
 		-d '{"name":"world"}' -c "$CONCURRENCY" --connections "$CONNECTIONS" -z "$DURATION" -O json "$@" "${ADDR[greeter]}"
 }
 log "greeter bench and ghz against greeter serve at --rps $RATE, then with no limit"

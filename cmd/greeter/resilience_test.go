@@ -161,7 +161,7 @@ func TestHealthCommand(t *testing.T) {
 }
 
 func TestCallHeadersVerbose(t *testing.T) {
-	addr, _, _ := startServe(t)
+	addr, _, _ := startServe(t, "--request-id")
 	code, out, errOut := runCmd("call", "--addr", addr, "-v", "--header", "x-request-id=abc-123", "--header", "x-trace-bin=AAEC/w==")
 	if code != 0 || strings.TrimSpace(out) != "Hello, world!" {
 		t.Fatalf("call -v = %d, %q, %q", code, out, errOut)

@@ -18,13 +18,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	grace := fs.Duration("grace", 10*time.Second, "how long shutdown waits for in-flight calls before cancelling them")
 	noReflection := fs.Bool("no-reflection", false, "do not register the server reflection service")
 	failFirst := fs.Int("fail-first", 0, "fault injection: fail the first `N` attempts of every call with UNAVAILABLE")
+	requestID := fs.Bool("request-id", false, "echo each call's x-request-id (the caller's, or a generated one) in a response header; costs about 8% of QPS")
 	deadlines := addServeDeadlineFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	opts := []greeter.ServerOption{greeter.WithLogger(logger), greeter.WithRequestID(), greeter.WithFailFirst(*failFirst)}
+	opts := []greeter.ServerOption{greeter.WithLogger(logger), greeter.WithFailFirst(*failFirst)}
+	if *requestID {
+		opts = append(opts, greeter.WithRequestID())
+	}
 	if *noReflection {
 		opts = append(opts, greeter.WithoutReflection())
 	}
