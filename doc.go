@@ -26,6 +26,27 @@
 // Every error a call returns carries a gRPC status: use status.Code(err).
 // A unary call whose context has no deadline gets [DefaultTimeout].
 //
+// # Deadlines
+//
+// A DeadlineExceeded or Canceled error from a Client is a [*DeadlineError]:
+// status.Code and errors.Is(err, context.DeadlineExceeded) work as usual,
+// and it says which budget ran out ([DeadlineSource]), in which [Phase],
+// after how many attempts. Servers enforce a [DeadlinePolicy] (a default
+// for calls without a deadline, a cap, a minimum budget) with
+// [WithServerDeadlines]; handlers read [Remaining]; [WithUpstream] relays a
+// call with its remaining budget; [WithPerAttemptTimeout] and
+// [WithStreamIdleTimeout] bound attempts and idle streams. docs/deadlines.md
+// is the guide.
+//
+// # Resilience
+//
+// [NewClient] applies [DefaultServiceConfig] (retries on UNAVAILABLE, with
+// throttling) unless [WithServiceConfig] replaces it; [WithHedging] hedges
+// unary calls. Servers recover from panics (Internal), reject an empty or
+// over-long name with InvalidArgument and field violations, enforce
+// keepalive, and answer health checks. docs/resilience.md and
+// docs/errors.md cover each feature and every status code.
+//
 // # Options
 //
 // [ServerOption] and [ClientOption] configure each side; an [Option] such
