@@ -2,8 +2,6 @@ package greeter_test
 
 import (
 	"bufio"
-	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,35 +68,9 @@ func pythonGreeter(t *testing.T, py, proto string) string {
 	return dir
 }
 
-// serveTCP serves a greeter Server on 127.0.0.1 until the test ends.
-func serveTCP(t *testing.T, opts ...greeter.ServerOption) string {
-	t.Helper()
-	srv, err := greeter.NewServer(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return lis.Addr().String()
-}
-
 func TestInteropPythonClient(t *testing.T) {
 	py := python(t)
-	addr := serveTCP(t)
+	_, addr := startTCPGreeter(t)
 	for _, tt := range []struct{ name, proto string }{
 		{"classic package-less proto", "testdata/python/helloworld.proto"},
 		{"upstream helloworld package", "testdata/python/upstream/helloworld.proto"},
@@ -124,7 +96,7 @@ func TestInteropPythonClient(t *testing.T) {
 // succeeds.
 func TestInteropPythonClientDeadline(t *testing.T) {
 	py := python(t)
-	addr := serveTCP(t, greeter.WithDelay(300*time.Millisecond))
+	_, addr := startTCPGreeter(t, greeter.WithDelay(300*time.Millisecond))
 	dir := pythonGreeter(t, py, "testdata/python/helloworld.proto")
 	for _, tt := range []struct {
 		timeout string

@@ -68,7 +68,7 @@ func newCA(t *testing.T) (serverCert tls.Certificate, roots *x509.CertPool) {
 
 func TestTLS(t *testing.T) {
 	cert, roots := newCA(t)
-	addr := serveTCP(t, greeter.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	_, addr := startTCPGreeter(t, greeter.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
 	_, otherRoots := newCA(t)
 
 	tests := []struct {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grpc-greeter/greeter"
 	"go.uber.org/goleak"
 )
 
@@ -20,33 +19,6 @@ const benchTestTimeout = 30 * time.Second
 // left no goroutine behind. Call it first.
 func checkLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
-}
-
-// startBenchServer serves greeter on 127.0.0.1:0 until the test ends and
-// returns its address.
-func startBenchServer(t *testing.T) string {
-	t.Helper()
-	srv, err := greeter.NewServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), benchTestTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return lis.Addr().String()
 }
 
 // runBenchJSON runs greeter bench with args and --json and decodes its
@@ -70,7 +42,7 @@ func runBenchJSON(t *testing.T, args ...string) (jsonReport, int) {
 
 func TestBenchTotalJSON(t *testing.T) {
 	checkLeaks(t)
-	addr := startBenchServer(t)
+	addr := serveAddr(t)
 	rep, code := runBenchJSON(t, "--addr", addr, "--total", "300", "--concurrency", "8", "--connections", "2")
 	if code != 0 {
 		t.Errorf("exit code = %d, want 0", code)
@@ -105,7 +77,7 @@ func TestBenchTotalJSON(t *testing.T) {
 
 func TestBenchText(t *testing.T) {
 	checkLeaks(t)
-	addr := startBenchServer(t)
+	addr := serveAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), benchTestTimeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -143,7 +115,7 @@ func TestBenchServerDown(t *testing.T) {
 
 func TestBenchRPS(t *testing.T) {
 	checkLeaks(t)
-	addr := startBenchServer(t)
+	addr := serveAddr(t)
 	rep, code := runBenchJSON(t, "--addr", addr, "--rps", "100", "--duration", "1s", "--concurrency", "4")
 	if code != 0 {
 		t.Errorf("exit code = %d, want 0", code)
@@ -173,4 +145,11 @@ func TestBenchBadFlags(t *testing.T) {
 			t.Errorf("greeter bench %v: exit %d, stderr %q; want 2 and the flag named", args, code, stderr.String())
 		}
 	}
+}
+
+// serveAddr serves a default greeter on 127.0.0.1:0 until the test ends.
+func serveAddr(t *testing.T) string {
+	t.Helper()
+	_, addr := serveInProcess(t)
+	return addr
 }
