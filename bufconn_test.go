@@ -337,7 +337,6 @@ func TestNewClientValidates(t *testing.T) {
 		{"nil TLS config", []greeter.ClientOption{greeter.WithTLS(nil)}},
 		{"TLS and insecure", []greeter.ClientOption{greeter.WithTLS(nil), greeter.WithInsecure()}},
 		{"empty service name", []greeter.ClientOption{greeter.WithInsecure(), greeter.WithServiceName("")}},
-		{"nil logger", []greeter.ClientOption{greeter.WithInsecure(), greeter.WithLogger(nil)}},
 		{"invalid service config", []greeter.ClientOption{greeter.WithInsecure(), greeter.WithServiceConfig(`{"methodConfig": 7}`)}},
 	}
 	for _, tt := range tests {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
@@ -17,7 +16,6 @@ import (
 )
 
 type clientConfig struct {
-	logger   *slog.Logger
 	tls      *tls.Config
 	tlsSet   bool
 	insecure bool
@@ -34,7 +32,6 @@ type clientConfig struct {
 
 func newClientConfig(opts []ClientOption) (*clientConfig, error) {
 	c := &clientConfig{
-		logger:        slog.New(slog.DiscardHandler),
 		timeout:       DefaultTimeout,
 		service:       ServiceName,
 		serviceConfig: DefaultServiceConfig,
@@ -47,8 +44,6 @@ func newClientConfig(opts []ClientOption) (*clientConfig, error) {
 
 func (c *clientConfig) validate() error {
 	switch {
-	case c.logger == nil:
-		return errors.New("greeter: WithLogger: nil logger")
 	case c.tlsSet && c.tls == nil:
 		return errors.New("greeter: WithTLS: nil *tls.Config")
 	case c.tlsSet && c.insecure:

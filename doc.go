@@ -50,7 +50,7 @@
 // # Options
 //
 // [ServerOption] and [ClientOption] configure each side; an [Option] such
-// as [WithTLS] or [WithLogger] fits both. Raw grpc options pass through
+// as [WithTLS] or [WithCompressor] fits both. Raw grpc options pass through
 // [WithGRPCServerOptions] and [WithDialOptions], and every call takes
 // grpc.CallOption values.
 //

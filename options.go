@@ -42,13 +42,13 @@ type option struct {
 func (o option) applyServer(c *serverConfig) { o.server(c) }
 func (o option) applyClient(c *clientConfig) { o.client(c) }
 
-// WithLogger sets the logger for the library's diagnostics. The default
-// discards everything: the library never logs on its own.
-func WithLogger(l *slog.Logger) Option {
-	return option{
-		server: func(c *serverConfig) { c.logger = l },
-		client: func(c *clientConfig) { c.logger = l },
-	}
+// WithLogger sets the logger for the server's diagnostics: deadline events,
+// handlers that outlive their calls, recovered panics, relay failures. The
+// default discards everything: the library never logs on its own. A
+// [Client] has no such option: it returns its errors instead of logging
+// them.
+func WithLogger(l *slog.Logger) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.logger = l })
 }
 
 // WithTLS secures the connection with TLS using cfg: the server presents

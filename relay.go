@@ -20,14 +20,14 @@ import (
 const DefaultReplyReserve = 10 * time.Millisecond
 
 // WithUpstream makes the server a relay: every method is answered by calling
-// the same method on upstream,
-// a greeter [Client] the caller builds and closes, after any simulated work
-// ([WithDelay]). The upstream call gets the call's remaining budget minus the
-// reply reserve ([WithReplyReserve]) and is cancelled the moment the
-// relay's own caller goes away; a budget smaller than the reserve fails at
-// once with DeadlineExceeded, without calling upstream. The upstream's
-// errors keep their code. It turns on the deadline guard as [WithServerDeadlines] does. The default is no
-// upstream: the server answers itself.
+// the same method on upstream, a greeter [Client] the caller builds and
+// closes, after any simulated work ([WithDelay]). The upstream call gets the
+// call's remaining budget minus the reply reserve ([WithReplyReserve]) and is
+// cancelled the moment the relay's own caller goes away; a budget smaller
+// than the reserve fails at once with DeadlineExceeded, without calling
+// upstream. The upstream's errors keep their code. It turns on the deadline
+// guard as [WithServerDeadlines] does. The default is no upstream: the
+// server answers itself.
 func WithUpstream(upstream *Client) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) {
 		c.deadline.on = true
