@@ -24,11 +24,17 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "print the response headers and trailers to stderr")
 	compress := fs.String("compress", "", "compress the request with `codec` (gzip); the reply comes back compressed too")
 	deadlines := addCallDeadlineFlags(fs)
+	tlsFlags := addClientTLSFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	transport, err := tlsFlags.option()
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter call: %v\n", err)
+		return 2
+	}
 
-	copts := append([]greeter.ClientOption{greeter.WithInsecure(), greeter.WithServiceName(*service)}, deadlines.clientOptions()...)
+	copts := append([]greeter.ClientOption{transport, greeter.WithServiceName(*service)}, deadlines.clientOptions()...)
 	if *compress != "" {
 		copts = append(copts, greeter.WithCompressor(*compress))
 	}

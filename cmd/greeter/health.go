@@ -20,10 +20,16 @@ func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	addr := fs.String("addr", "localhost:50051", "server `address` (any gRPC target)")
 	service := fs.String("service", "", "service `name` to check (\"\" for the whole server, or Greeter)")
 	timeout := fs.Duration("timeout", time.Second, "deadline for the check")
+	tlsFlags := addClientTLSFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	c, err := greeter.NewClient(*addr, greeter.WithInsecure())
+	transport, err := tlsFlags.option()
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter health: %v\n", err)
+		return 2
+	}
+	c, err := greeter.NewClient(*addr, transport)
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter health: %v\n", err)
 		return 2

@@ -20,6 +20,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	failFirst := fs.Int("fail-first", 0, "fault injection: fail the first `N` attempts of every call with UNAVAILABLE")
 	requestID := fs.Bool("request-id", false, "echo each call's x-request-id (the caller's, or a generated one) in a response header; costs about 8% of QPS")
 	deadlines := addServeDeadlineFlags(fs)
+	tlsFlags := addServerTLSFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -32,6 +33,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *noReflection {
 		opts = append(opts, greeter.WithoutReflection())
 	}
+	topts, err := tlsFlags.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 2
+	}
+	opts = append(opts, topts...)
 	dopts, release, err := deadlines.options()
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
