@@ -209,3 +209,47 @@ func startGreeterPrecision(b *testing.B, rec *precisionRecorder) func(context.Co
 		return err
 	}
 }
+
+// BenchmarkDeadlineGuard measures what the server's deadline guard
+// (WithServerDeadlines; `greeter serve` always has it) costs per unary call,
+// with GOMAXPROCS callers over TCP, against plain grpc-go and greeter
+// without it, in the same run:
+//
+//	go test -c -o /tmp/g.test . && for i in 1 2 3 4 5 6; do /tmp/g.test -test.run '^$' -test.bench DeadlineGuard -test.benchmem; done > g.txt && benchstat -col /impl g.txt
+func BenchmarkDeadlineGuard(b *testing.B) {
+	guard := greeter.WithServerDeadlines(greeter.DeadlinePolicy{})
+	for _, impl := range []struct {
+		name  string
+		start func(b *testing.B, lis net.Listener, target string) benchClient
+	}{
+		{"grpc-go", func(b *testing.B, lis net.Listener, target string) benchClient {
+			return startPlain(b, lis, target, nil)
+		}},
+		{"greeter", func(b *testing.B, lis net.Listener, target string) benchClient {
+			return startGreeter(b, lis, target, nil)
+		}},
+		{"greeter-guard", func(b *testing.B, lis net.Listener, target string) benchClient {
+			return startGreeter(b, lis, target, nil, guard)
+		}},
+	} {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := impl.start(b, lis, lis.Addr().String())
+			ctx := benchContext(b)
+			warm(b, ctx, c)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := c.sayHello(ctx); err != nil {
+						b.Errorf("SayHello: %v", err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -13,7 +13,7 @@ import (
 
 // startTCPGreeter serves a greeter server built with opts on 127.0.0.1:0 and
 // returns it with its address; it is stopped at the end of the test.
-func startTCPGreeter(t *testing.T, opts ...greeter.ServerOption) (*greeter.Server, string) {
+func startTCPGreeter(t testing.TB, opts ...greeter.ServerOption) (*greeter.Server, string) {
 	t.Helper()
 	srv, err := greeter.NewServer(opts...)
 	if err != nil {
