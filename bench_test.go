@@ -252,16 +252,21 @@ func BenchmarkUnaryParallel(b *testing.B) {
 	forEachImpl(b, func(b *testing.B, c benchClient) {
 		ctx := benchContext(b)
 		warm(b, ctx, c)
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := c.sayHello(ctx); err != nil {
-					b.Errorf("SayHello: %v", err)
-					return
-				}
+		parallelCalls(b, ctx, c)
+	})
+}
+
+// parallelCalls times GOMAXPROCS callers making SayHello calls on c.
+func parallelCalls(b *testing.B, ctx context.Context, c benchClient) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := c.sayHello(ctx); err != nil {
+				b.Errorf("SayHello: %v", err)
+				return
 			}
-		})
+		}
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -90,25 +91,27 @@ func TestServerStream(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SayHelloStreamReply: %v", err)
 	}
+	got := recvAll(t, stream)
+	want := []string{"Hello, you! (1/4)", "Hello, you! (2/4)", "Hello, you! (3/4)", "Hello, you! (4/4)"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// recvAll reads a server stream to its end and returns the replies'
+// messages; any error but io.EOF fails the test.
+func recvAll(t *testing.T, stream grpc.ServerStreamingClient[greeterpb.HelloReply]) []string {
+	t.Helper()
 	var got []string
 	for {
 		r, err := stream.Recv()
 		if err == io.EOF {
-			break
+			return got
 		}
 		if err != nil {
-			t.Fatalf("Recv: %v", err)
+			t.Fatalf("Recv after %d replies: %v", len(got), err)
 		}
 		got = append(got, r.GetMessage())
-	}
-	want := []string{"Hello, you! (1/4)", "Hello, you! (2/4)", "Hello, you! (3/4)", "Hello, you! (4/4)"}
-	if len(got) != len(want) {
-		t.Fatalf("got %q, want %q", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("reply %d = %q, want %q", i, got[i], want[i])
-		}
 	}
 }
 
@@ -193,13 +196,7 @@ func TestStreamInterceptors(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SayHelloStreamReply: %v", err)
 	}
-	for {
-		if _, err := stream.Recv(); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("Recv: %v", err)
-		}
-	}
+	recvAll(t, stream)
 	if want := "/Greeter/SayHelloStreamReply"; server != want || client != want {
 		t.Fatalf("interceptors saw client %q, server %q; want %q", client, server, want)
 	}

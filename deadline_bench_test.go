@@ -240,16 +240,7 @@ func BenchmarkDeadlineGuard(b *testing.B) {
 			c := impl.start(b, lis, lis.Addr().String())
 			ctx := benchContext(b)
 			warm(b, ctx, c)
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := c.sayHello(ctx); err != nil {
-						b.Errorf("SayHello: %v", err)
-						return
-					}
-				}
-			})
+			parallelCalls(b, ctx, c)
 		})
 	}
 }

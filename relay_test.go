@@ -201,18 +201,7 @@ func TestRelayReserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for {
-		_, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("stream via relay: %v", err)
-		}
-		n++
-	}
-	if n != greeter.DefaultStreamReplies {
+	if n := len(recvAll(t, stream)); n != greeter.DefaultStreamReplies {
 		t.Errorf("stream via relay gave %d replies; want %d", n, greeter.DefaultStreamReplies)
 	}
 

@@ -1,7 +1,6 @@
 package greeter_test
 
 import (
-	"io"
 	"slices"
 	"testing"
 
@@ -29,18 +28,7 @@ func TestRetrySucceedsAfterFailFirst(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SayHelloStreamReply: %v", err)
 	}
-	n := 0
-	for {
-		_, err := stream.Recv()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("Recv: %v", err)
-		}
-		n++
-	}
-	if n != greeter.DefaultStreamReplies {
+	if n := len(recvAll(t, stream)); n != greeter.DefaultStreamReplies {
 		t.Fatalf("got %d replies, want %d", n, greeter.DefaultStreamReplies)
 	}
 	if got := seen.take(); len(got) != 3 {
