@@ -8,7 +8,7 @@ import (
 
 // tunedServerOptions are the grpc-go settings a [Server] from [NewServer]
 // starts with, chosen by benchmark (BenchmarkTuning in bench_test.go, whose
-// results docs/performance.md records); options given with
+// results docs/benchmarks.md records); options given with
 // [WithGRPCServerOptions] come later and win.
 //
 // Stream workers: GOMAXPROCS goroutines, started by NewServer and stopped by
