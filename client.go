@@ -92,8 +92,9 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	if cfg.serviceConfig != "" {
 		dopts = append(dopts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
 	}
-	if cfg.deadline.perAttempt > 0 {
-		// greeter's attempt loop retries; see WithPerAttemptTimeout.
+	if cfg.deadline.perAttempt > 0 || cfg.res.hedging != nil {
+		// greeter's own attempts take the place of grpc's retries: see
+		// WithPerAttemptTimeout and WithHedging.
 		dopts = append(dopts, grpc.WithDisableRetry())
 	}
 	dopts = append(dopts, clientTransportOptions(cfg)...)

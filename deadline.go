@@ -382,6 +382,9 @@ func (c *Client) invoke(ctx context.Context, method string, req, reply any, opts
 
 func (c *Client) invokeAttempts(ctx context.Context, cs *callState, req, reply any, opts []grpc.CallOption) error {
 	per := c.deadline.perAttempt
+	// The budget that ran out is the attempt's own only when the last
+	// attempt ended by it; otherwise it is the call's.
+	callSource, callBudget := cs.source, cs.budget
 	for attempt := 1; ; attempt++ {
 		cs.attempts = attempt
 		actx, cancel := ctx, context.CancelFunc(func() {})
@@ -398,6 +401,7 @@ func (c *Client) invokeAttempts(ctx context.Context, cs *callState, req, reply a
 		}
 		code := status.Code(err)
 		cs.lastCode = code
+		cs.source, cs.budget = callSource, callBudget
 		if attemptExpired && code == codes.DeadlineExceeded {
 			cs.source, cs.budget = SourcePerAttempt, per
 		}
@@ -419,7 +423,7 @@ func (c *Client) invokeAttempts(ctx context.Context, cs *callState, req, reply a
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			cs.phase = PhaseBackoff
+			cs.phase, cs.source, cs.budget = PhaseBackoff, callSource, callBudget
 			return c.explain(ctx, cs, status.FromContextError(ctx.Err()).Err())
 		}
 	}
@@ -482,7 +486,9 @@ func (c *Client) explain(ctx context.Context, cs *callState, err error) error {
 	if code == codes.DeadlineExceeded && ctxErr == nil && e.Source != SourceServerCap && e.Source != SourceServerDefault && e.Source != SourcePerAttempt {
 		// Not our own deadline: grpc applied the service config's
 		// tighter method timeout, or the server ended the call.
-		if mc := c.conn.GetMethodConfig(cs.method); mc.Timeout != nil && (cs.source == SourceNone || *mc.Timeout < cs.budget) && !fromServer {
+		// A server that answers DeadlineExceeded early is not the
+		// method timeout: that needs the call to have run for it.
+		if mc := c.conn.GetMethodConfig(cs.method); mc.Timeout != nil && (cs.source == SourceNone || *mc.Timeout < cs.budget) && !fromServer && time.Since(cs.start) >= *mc.Timeout {
 			e.Source, e.Budget = SourceServiceConfig, *mc.Timeout
 		} else if !fromServer && e.Phase == PhaseServer {
 			fromServer = true

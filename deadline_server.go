@@ -102,12 +102,11 @@ func WithDelay(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.delay = true, d })
 }
 
-// WithOverrunGrace sets how long a handler may run on after its deadline
-// passed before the server counts it ([Server.Overruns]) and logs it at Warn
-// with its method. A call with no deadline that its caller cancelled is not
-// counted (give calls a deadline with [DeadlinePolicy].Default); like any
-// other still running, [Server.Shutdown] names it when it forces the stop.
-// It turns on the deadline guard as [WithServerDeadlines] does; the default
+// WithOverrunGrace sets how long a handler may run on after its context
+// ended (its deadline passed, or its caller cancelled or went away) before
+// the server counts it ([Server.Overruns]) and logs it at Warn with its
+// method. [Server.Shutdown] also names every handler still running when it
+// forces the stop. It turns on the deadline guard as [WithServerDeadlines] does; the default
 // grace is [DefaultOverrunGrace].
 func WithOverrunGrace(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.grace = true, d })
@@ -184,14 +183,16 @@ type guard struct {
 }
 
 type guardedCall struct {
-	method   string
-	start    time.Time
-	deadline time.Time   // zero when none
-	timer    *time.Timer // checks for an overrun; nil without deadline
+	method string
+	start  time.Time
+	// unwatch stops the watch on the handler's context (see begin).
+	unwatch func() bool
 
 	mu      sync.Mutex
-	done    bool
-	counted bool
+	done    bool        // the handler returned
+	counted bool        // counted as an overrun
+	ended   time.Time   // when the handler's context ended; zero before
+	timer   *time.Timer // fires grace after ended
 }
 
 // newGuard returns the guard for cfg, or nil when the deadline options are
@@ -252,22 +253,29 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 		return nil, nil, b, nil, st.Err()
 	}
 	hctx, cancel := ctx, context.CancelFunc(func() {})
+	var exact *exactContext
 	if b.has {
-		hctx, cancel = withExactDeadline(ctx, b.deadline)
+		exact, cancel = withExactDeadline(ctx, b.deadline)
+		hctx = exact
 	}
-	call := &guardedCall{method: method, start: now, deadline: b.deadline}
+	call := &guardedCall{method: method, start: now}
 	g.mu.Lock()
 	g.running[call] = struct{}{}
 	g.mu.Unlock()
-	if b.has {
-		// One timer per call, which fires only for a handler still
-		// running grace after its deadline: no goroutine per call, and
-		// nothing added to the moment the deadline passes.
-		call.timer = time.AfterFunc(time.Until(b.deadline)+g.grace, func() { g.checkOverrun(hctx, call) })
-	}
+	// The watch runs only when the handler's context ends before the
+	// handler returns, however it ends (deadline, caller gone, shutdown):
+	// it settles the verdict of exact at that moment and starts the
+	// overrun clock. A call that returns in time only registers and
+	// unregisters it: no goroutine, no timer.
+	call.unwatch = context.AfterFunc(hctx, func() {
+		if exact != nil {
+			exact.decide()
+		}
+		g.contextEnded(call)
+	})
 	end := func() {
+		g.handlerReturned(call) // first: the cancel below must not fire the watch
 		cancel()
-		g.handlerReturned(call)
 	}
 	return hctx, call, b, end, nil
 }
@@ -275,7 +283,7 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 // withExactDeadline gives a handler a context that ends with parent, or at
 // dl if that comes first, and says DeadlineExceeded when it ended at the
 // deadline, whichever side's timer fired first.
-func withExactDeadline(parent context.Context, dl time.Time) (context.Context, context.CancelFunc) {
+func withExactDeadline(parent context.Context, dl time.Time) (*exactContext, context.CancelFunc) {
 	ctx, cancel := parent, context.CancelFunc(func() {})
 	if pdl, ok := parent.Deadline(); !ok || dl.Before(pdl) {
 		ctx, cancel = context.WithDeadline(parent, dl)
@@ -300,50 +308,72 @@ func (c *exactContext) Err() error {
 	if err != context.Canceled {
 		return err
 	}
-	// Decided once, on first sight of the cancellation: a handler looks
-	// at Err as soon as Done closes, and so does the guard when the
-	// handler returns.
-	v := int32(2)
-	if time.Until(c.deadline) <= deadlineTolerance {
-		v = 1
-	}
-	c.verdict.CompareAndSwap(0, v)
+	c.decide()
 	if c.verdict.Load() == 1 {
 		return context.DeadlineExceeded
 	}
 	return context.Canceled
 }
 
-// checkOverrun runs grace after a call's deadline: a handler still running
-// then has ignored the end of its context.
-func (g *guard) checkOverrun(hctx context.Context, c *guardedCall) {
+// decide settles, once, whether the cancellation was the deadline. The
+// guard's watch calls it the moment the context ends, so that a handler
+// that looks at Err long after gets the verdict of that moment; a handler
+// woken by Done may get here first, a moment later at most.
+func (c *exactContext) decide() {
+	if c.Context.Err() != context.Canceled {
+		return
+	}
+	v := int32(2)
+	if time.Until(c.deadline) <= deadlineTolerance {
+		v = 1
+	}
+	c.verdict.CompareAndSwap(0, v)
+}
+
+// contextEnded runs when a handler's context ends while the handler is
+// still running: it starts the overrun clock.
+func (g *guard) contextEnded(c *guardedCall) {
 	c.mu.Lock()
-	if c.done || c.counted || hctx.Err() == nil {
+	defer c.mu.Unlock()
+	if c.done {
+		return
+	}
+	c.ended = time.Now()
+	c.timer = time.AfterFunc(g.grace, func() { g.checkOverrun(c) })
+}
+
+// checkOverrun runs grace after a handler's context ended: a handler still
+// running then has ignored the end of its context.
+func (g *guard) checkOverrun(c *guardedCall) {
+	c.mu.Lock()
+	if c.done || c.counted {
 		c.mu.Unlock()
 		return
 	}
 	c.counted = true
+	ended := c.ended
 	c.mu.Unlock()
 	g.overruns.Add(1)
 	g.logger.Warn("handler still running after its context ended",
-		"method", c.method, "past_deadline", round(time.Since(c.deadline)), "running", round(time.Since(c.start)))
+		"method", c.method, "since_end", round(time.Since(ended)), "running", round(time.Since(c.start)))
 }
 
 func (g *guard) handlerReturned(c *guardedCall) {
+	c.unwatch()
 	c.mu.Lock()
 	c.done = true
-	counted := c.counted
+	counted, ended, timer := c.counted, c.ended, c.timer
 	c.mu.Unlock()
-	if c.timer != nil {
-		c.timer.Stop()
+	if timer != nil {
+		timer.Stop()
 	}
 	g.mu.Lock()
 	delete(g.running, c)
 	g.mu.Unlock()
-	if past := time.Since(c.deadline); !counted && c.timer != nil && past > g.grace {
+	if since := time.Since(ended); !counted && !ended.IsZero() && since > g.grace {
 		// The timer fired late, or is firing now: count the call here.
 		g.overruns.Add(1)
-		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "past_deadline", round(past))
+		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", round(since))
 	}
 }
 

@@ -134,9 +134,9 @@ func countCalls(n *atomic.Int64) greeter.ServerOption {
 func TestDeadlineErrorContract(t *testing.T) {
 	ctx := testContext(t)
 	c := newClient(t, newServer(t, greeter.WithDelay(workForever)))
+	start := time.Now() // before the context: its deadline is no earlier than start+100ms
 	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err := c.SayHello(cctx, "you")
 	assertWithin(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
 	de := deadlineError(t, err, codes.DeadlineExceeded)
@@ -212,13 +212,13 @@ func TestClientDeadlineSources(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testContext(t)
 			c := newClient(t, newServer(t, greeter.WithDelay(workForever)), tt.opts...)
+			start := time.Now() // before the context: its deadline is no earlier than start+callerTO
 			cctx := bareContext(t)
 			if tt.callerTO > 0 {
 				var cancel context.CancelFunc
 				cctx, cancel = context.WithTimeout(ctx, tt.callerTO)
 				defer cancel()
 			}
-			start := time.Now()
 			_, err := c.SayHello(cctx, "you")
 			assertWithin(t, "time to DeadlineExceeded", time.Since(start), tt.wantBudget, tt.wantBudget)
 			de := deadlineError(t, err, codes.DeadlineExceeded)
@@ -545,9 +545,9 @@ func TestWaitForReadyBoundedByDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		start := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
-		start := time.Now()
 		_, err = c.SayHello(cctx, "you", grpc.WaitForReady(true))
 		assertWithin(t, "time to DeadlineExceeded", time.Since(start), 200*time.Millisecond, 200*time.Millisecond)
 		de := deadlineError(t, err, codes.DeadlineExceeded)

@@ -46,8 +46,11 @@ type HedgingPolicy struct {
 // service config (grpc-go#2823), so greeter implements it as the innermost
 // client interceptor: interceptors given with [WithUnaryClientInterceptor]
 // see one call. Streams are not hedged. Each attempt carries the
-// grpc-previous-rpc-attempts header, and grpc's own retry policy (see
-// [DefaultServiceConfig]) still applies to each attempt; grpc.Header,
+// grpc-previous-rpc-attempts header. As gRFC A6 makes a method's hedging and
+// retry policies exclusive, grpc's service-config retries (those of
+// [DefaultServiceConfig] included) are turned off with
+// grpc.WithDisableRetry: list codes.Unavailable in NonFatalStatusCodes to
+// have a failed attempt followed at once by the next. grpc.Header,
 // grpc.Trailer and grpc.Peer call options report the winning attempt.
 // An invalid p is an error at [NewClient].
 func WithHedging(p HedgingPolicy) ClientOption {

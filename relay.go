@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -87,9 +88,12 @@ func (r *relay) budget(ctx context.Context, method string) (context.Context, con
 	return ctx, cancel, nil
 }
 
-// upstreamError keeps the upstream's code, says where it came from, and
-// logs it: the relay's caller only sees the relay.
+// upstreamError keeps the upstream's code and details (a greeter
+// upstream's ErrorInfo says whose deadline it was), says where it came
+// from, and logs it: the relay's caller only sees the relay.
 func (r *relay) upstreamError(ctx context.Context, method string, err error) error {
+	st := status.Convert(err)
+	var msg string
 	var de *DeadlineError
 	if errors.As(err, &de) {
 		what := "deadline exceeded"
@@ -98,12 +102,19 @@ func (r *relay) upstreamError(ctx context.Context, method string, err error) err
 		}
 		r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call ended", slog.String("method", method),
 			slog.String("code", de.Code.String()), slog.Duration("budget", round(de.Budget)), slog.Duration("after", round(de.Elapsed)))
-		return status.Errorf(de.Code, "greeter relay: %s: upstream %s after %v of its %v budget (ours less the %v reply reserve), %v",
+		msg = fmt.Sprintf("greeter relay: %s: upstream %s after %v of its %v budget (ours less the %v reply reserve), %v",
 			method, what, round(de.Elapsed), round(de.Budget), r.reserve, de.Phase)
+	} else {
+		r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call failed", slog.String("method", method), slog.String("code", st.Code().String()))
+		msg = fmt.Sprintf("greeter relay: %s: upstream: %s", method, st.Message())
 	}
-	st := status.Convert(err)
-	r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call failed", slog.String("method", method), slog.String("code", st.Code().String()))
-	return status.Errorf(st.Code(), "greeter relay: %s: upstream: %s", method, st.Message())
+	// The relay's client has already retried what was worth retrying:
+	// gRFC A6's negative pushback tells the caller's grpc not to retry
+	// again, so that retries do not multiply hop by hop.
+	_ = grpc.SetTrailer(ctx, metadata.Pairs("grpc-retry-pushback-ms", "-1"))
+	p := st.Proto()
+	p.Message = msg
+	return status.FromProto(p).Err()
 }
 
 func (r *relay) unary(ctx context.Context, method string, req any) (any, error) {

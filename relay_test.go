@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/grpc-greeter/greeter"
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // hop is one greeter server of a relay chain on 127.0.0.1, with what its
@@ -97,15 +99,20 @@ func dialHop(t *testing.T, h *hop, opts ...greeter.ClientOption) *greeter.Client
 // 127.0.0.1, 150ms of work per hop, a 300ms budget. A works 150ms and
 // passes B what is left minus its reply reserve; B cannot do its 150ms in
 // that, so its context ends with DeadlineExceeded and A answers in its
-// reserve: the client gets DeadlineExceeded within its budget, C is never
-// called (no work starts that cannot finish), and no handler outlives its
-// call.
+// reserve with B's error: the client gets DeadlineExceeded within its
+// budget, C is never called (no work starts that cannot finish), and no
+// handler outlives its call. The reserve is 50ms, not the default 10ms, so
+// that A still answers in it on a loaded machine.
 func TestRelayChain(t *testing.T) {
 	ctx := testContext(t)
 	const (
 		budget  = 300 * time.Millisecond
 		work    = 150 * time.Millisecond
-		reserve = 10 * time.Millisecond
+		reserve = 50 * time.Millisecond
+		// slack is the honest margin on B's deadline: grpc-timeout
+		// travels as a duration, so B's deadline is A's less the
+		// reserve, plus the time the header took to arrive.
+		slack = 25 * time.Millisecond
 	)
 	c := startHop(t, "C", greeter.WithDelay(work))
 	b := startHop(t, "B", greeter.WithDelay(work), greeter.WithUpstream(dialHop(t, c)), greeter.WithReplyReserve(reserve))
@@ -123,12 +130,20 @@ func TestRelayChain(t *testing.T) {
 	if de.Source != greeter.SourceCaller || de.Phase != greeter.PhaseServer {
 		t.Errorf("Source %v, Phase %v; want caller's context, on the server", de.Source, de.Phase)
 	}
+	if !strings.Contains(de.Detail, "greeter relay: /Greeter/SayHello: upstream deadline exceeded") {
+		t.Errorf("Detail = %q; want A's explanation of B's deadline (A answered in its reserve)", de.Detail)
+	}
 
 	for _, h := range []*hop{a, b} {
 		select {
 		case end := <-h.ended:
 			if end.endAt.Sub(start) > budget+timeSlack {
 				t.Errorf("%s: handler context ended %v after the call began; want within the budget", h.name, end.endAt.Sub(start))
+			}
+			// B ran out of budget while working; A's context ends
+			// when it has answered, in its reserve.
+			if h == b && end.endErr != context.DeadlineExceeded {
+				t.Errorf("B: handler context ended with %v; want context.DeadlineExceeded", end.endErr)
 			}
 			t.Logf("%s: context ended after %v: %v", h.name, end.endAt.Sub(start).Round(time.Millisecond), end.endErr)
 		case <-ctx.Done():
@@ -140,7 +155,7 @@ func TestRelayChain(t *testing.T) {
 		t.Fatalf("A saw %d calls, B %d; want 1 each", len(sa), len(sb))
 	}
 	// B got A's deadline less the reserve, not a fresh budget.
-	if got, want := sb[0].deadline, sa[0].deadline.Add(-reserve); got.IsZero() || got.After(want.Add(2*time.Millisecond)) {
+	if got, want := sb[0].deadline, sa[0].deadline.Add(-reserve); got.IsZero() || got.After(want.Add(slack)) {
 		t.Errorf("B's deadline %v after A's; want A's less the %v reserve", sb[0].deadline.Sub(sa[0].deadline), reserve)
 	}
 	if n := len(c.seen()); n != 0 {
@@ -250,4 +265,22 @@ func TestRelayBidiDeadline(t *testing.T) {
 	}
 	_, err = bidi.Recv()
 	deadlineError(t, err, codes.DeadlineExceeded)
+}
+
+// TestRelayStopsRetriesMultiplying checks that an upstream failure the
+// relay's own client has retried is not retried again by the relay's
+// caller: with grpc's retry policy on both hops, the relay sees one call.
+func TestRelayStopsRetriesMultiplying(t *testing.T) {
+	ctx := testContext(t)
+	up := startHop(t, "upstream", greeter.WithFailFirst(100)) // every attempt fails Unavailable
+	relay := startHop(t, "relay", greeter.WithUpstream(dialHop(t, up)))
+	client := dialHop(t, relay) // DefaultServiceConfig: retries Unavailable
+
+	_, err := client.SayHello(ctx, "you")
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "greeter relay: /Greeter/SayHello: upstream") {
+		t.Fatalf("SayHello = %v; want the relay's Unavailable from upstream", err)
+	}
+	if n, m := len(relay.seen()), len(up.seen()); n != 1 || m != 4 {
+		t.Errorf("relay saw %d calls, upstream %d; want 1 and 4 (the relay's client retries, its caller does not)", n, m)
+	}
 }

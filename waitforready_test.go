@@ -36,15 +36,15 @@ func (d *downUntilUp) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.srv.Dial(ctx, addr)
 }
 
-func waitForReadyClient(t *testing.T) (*greeter.Client, *downUntilUp) {
+func waitForReadyClient(t *testing.T, opts ...greeter.ClientOption) (*greeter.Client, *downUntilUp) {
 	t.Helper()
 	d := &downUntilUp{srv: newServer(t), refused: make(chan struct{}, 1)}
-	c, err := greeter.NewClient("passthrough:///later", greeter.WithInsecure(), greeter.WithDialOptions(
+	c, err := greeter.NewClient("passthrough:///later", append([]greeter.ClientOption{greeter.WithInsecure(), greeter.WithDialOptions(
 		grpc.WithContextDialer(d.dial),
 		// Reconnect quickly once the server is up, instead of grpc's
 		// default 1s-and-growing backoff.
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.6, MaxDelay: 50 * time.Millisecond}}),
-	))
+	)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,9 @@ func waitForReadyClient(t *testing.T) (*greeter.Client, *downUntilUp) {
 }
 
 func TestWaitForReady(t *testing.T) {
-	c, d := waitForReadyClient(t)
+	// No retry policy: without wait-for-ready the call would fail at
+	// once, so only wait-for-ready can make it succeed.
+	c, d := waitForReadyClient(t, greeter.WithServiceConfig(""))
 	ctx := testContext(t)
 	done := make(chan error, 1)
 	go func() {
