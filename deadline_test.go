@@ -422,6 +422,52 @@ func TestOverrunDetected(t *testing.T) {
 	close(release)
 }
 
+// TestOverrunAfterCallerLeft checks that a handler ignoring a call its
+// caller cancelled is counted within the grace, though the call's deadline
+// is far off, and that a handler looking at its context long after the
+// cancellation, past the deadline, still learns it was Canceled.
+func TestOverrunAfterCallerLeft(t *testing.T) {
+	ctx := testContext(t)
+	logs := newLogRecorder()
+	release := make(chan struct{})
+	begun := make(chan struct{})
+	late := make(chan error, 1)
+	ignore := greeter.WithHandlerHook(func(hctx context.Context, _ string) error {
+		close(begun)
+		<-release // ignores its context until the test lets it go
+		err := hctx.Err()
+		late <- err
+		return status.FromContextError(err).Err()
+	})
+	srv := newServer(t, ignore, greeter.WithLogger(logs.logger()), greeter.WithOverrunGrace(20*time.Millisecond))
+	c := newClient(t, srv)
+	deadline := time.Now().Add(300 * time.Millisecond)
+	cctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	go func() { <-begun; cancel() }()
+	_, err := c.SayHello(cctx, "you")
+	deadlineError(t, err, codes.Canceled)
+	r := logs.await(ctx, t, "handler still running after its context ended")
+	if m := logAttr(r, "method"); m != "/Greeter/SayHello" {
+		t.Errorf("overrun log method = %q; want /Greeter/SayHello", m)
+	}
+	if d := time.Until(deadline); d <= 0 {
+		t.Errorf("overrun counted %v after the deadline; want within the grace of the cancellation", -d)
+	}
+	// Let the handler look at its context once the deadline has passed.
+	past, stop := context.WithDeadline(ctx, deadline.Add(10*time.Millisecond))
+	defer stop()
+	<-past.Done()
+	close(release)
+	if err := <-late; err != context.Canceled {
+		t.Errorf("handler's ctx.Err() after the deadline = %v; want context.Canceled, as when its caller left", err)
+	}
+	logs.await(ctx, t, "call canceled by the caller")
+	if n := srv.Server.Overruns(); n != 1 {
+		t.Errorf("Overruns() = %d; want 1", n)
+	}
+}
+
 func TestShutdownNamesStuckHandlers(t *testing.T) {
 	ctx := testContext(t)
 	logs := newLogRecorder()
@@ -504,6 +550,21 @@ func TestPerAttemptTimeout(t *testing.T) {
 		de := deadlineError(t, err, codes.DeadlineExceeded)
 		if de.Attempts < 2 || de.Attempts > 3 || de.LastCode != codes.DeadlineExceeded {
 			t.Errorf("Attempts %d, LastCode %v; want 2 or 3 attempts in 250ms, DeadlineExceeded (%v)", de.Attempts, de.LastCode, err)
+		}
+	})
+	t.Run("later attempt cut by the call's deadline blames the call's", func(t *testing.T) {
+		// The first attempt runs out of its own 100ms; the second starts
+		// with about 55ms of the call's 180ms left, less than its own,
+		// and the call's deadline ends it.
+		ctx := testContext(t)
+		var calls atomic.Int64
+		c := newClient(t, newServer(t, hang(100, &calls)), greeter.WithPerAttemptTimeout(100*time.Millisecond, 3))
+		cctx, cancel := context.WithTimeout(ctx, 180*time.Millisecond)
+		defer cancel()
+		_, err := c.SayHello(cctx, "you")
+		de := deadlineError(t, err, codes.DeadlineExceeded)
+		if de.Attempts != 2 || de.Source != greeter.SourceCaller || de.Budget > 180*time.Millisecond {
+			t.Errorf("Attempts %d, Source %v, Budget %v; want 2 attempts, the caller's 180ms context (%v)", de.Attempts, de.Source, de.Budget, err)
 		}
 	})
 	t.Run("unavailable is retried, keeps its code", func(t *testing.T) {
