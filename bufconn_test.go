@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -309,20 +310,41 @@ func TestRegisterOnOwnServer(t *testing.T) {
 }
 
 func TestRawOptionsWin(t *testing.T) {
-	// A raw server option given after greeter's own replaces it: here a
-	// tiny receive limit makes every request too large.
-	srv := newServer(t, greeter.WithGRPCServerOptions(grpc.MaxRecvMsgSize(4)))
-	c := newClient(t, srv,
-		// and raw dial options come last on the client: the metadata below
-		// proves the interceptor from WithDialOptions ran.
-		greeter.WithDialOptions(grpc.WithUnaryInterceptor(
-			func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	t.Run("server", func(t *testing.T) {
+		// Raw server options reach grpc: a tiny receive limit makes
+		// every request too large.
+		srv := newServer(t, greeter.WithGRPCServerOptions(grpc.MaxRecvMsgSize(4)))
+		_, err := newClient(t, srv).SayHello(testContext(t), "a name longer than four bytes")
+		if got := status.Code(err); got != codes.ResourceExhausted {
+			t.Fatalf("SayHello with MaxRecvMsgSize(4) = %v, want ResourceExhausted", err)
+		}
+	})
+	t.Run("client", func(t *testing.T) {
+		// Raw dial options come after greeter's own: this service
+		// config replaces DefaultServiceConfig, and its 50ms method
+		// timeout ends a call to a server that never answers.
+		const sc = `{"methodConfig": [{"name": [{"service": "Greeter"}], "timeout": "0.05s"}]}`
+		var sawRaw atomic.Bool
+		srv := newServer(t, greeter.WithDelay(time.Hour), greeter.WithUnaryServerInterceptor(
+			func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				md, _ := metadata.FromIncomingContext(ctx)
+				sawRaw.Store(len(md.Get("x-raw")) == 1)
+				return h(ctx, req)
+			}))
+		c := newClient(t, srv, greeter.WithDialOptions(
+			grpc.WithDefaultServiceConfig(sc),
+			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 				return invoker(metadata.AppendToOutgoingContext(ctx, "x-raw", "1"), method, req, reply, cc, opts...)
 			})))
-	_, err := c.SayHello(testContext(t), "a name longer than four bytes")
-	if got := status.Code(err); got != codes.ResourceExhausted {
-		t.Fatalf("SayHello with MaxRecvMsgSize(4) = %v, want ResourceExhausted", err)
-	}
+		_, err := c.SayHello(testContext(t), "you")
+		var de *greeter.DeadlineError
+		if !errors.As(err, &de) || de.Source != greeter.SourceServiceConfig || de.Budget != 50*time.Millisecond {
+			t.Fatalf("SayHello = %v; want DeadlineExceeded from the raw service config's 50ms timeout", err)
+		}
+		if !sawRaw.Load() {
+			t.Error("the server saw no x-raw header: the raw interceptor did not run")
+		}
+	})
 }
 
 func TestNewClientValidates(t *testing.T) {
@@ -362,40 +384,6 @@ func TestNewServerValidates(t *testing.T) {
 		if err := greeter.Register(grpc.NewServer(), opt); err == nil {
 			t.Errorf("Register accepted an invalid option")
 		}
-	}
-}
-
-func TestShutdownDrainsThenForces(t *testing.T) {
-	release := make(chan struct{})
-	started := make(chan struct{}, 1)
-	srv := newServer(t, greeter.WithUnaryServerInterceptor(
-		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			started <- struct{}{}
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return nil, status.FromContextError(ctx.Err()).Err()
-			}
-			return h(ctx, req)
-		}))
-	c := newClient(t, srv)
-	ctx := testContext(t)
-
-	// Graceful: an in-flight call completes.
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.SayHello(ctx, "in flight")
-		done <- err
-	}()
-	<-started
-	shut := make(chan error, 1)
-	go func() { shut <- srv.Server.Shutdown(ctx) }()
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatalf("in-flight call during Shutdown: %v", err)
-	}
-	if err := <-shut; err != nil {
-		t.Fatalf("Shutdown: %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
@@ -63,6 +64,9 @@ type Client struct {
 	conn     *grpc.ClientConn
 	timeout  time.Duration
 	deadline deadlineOptions
+	// grpcRetries: grpc's service-config retries are on (greeter's own
+	// attempts turn them off).
+	grpcRetries bool
 	// Full method names, computed once for the configured service name.
 	sayHello, sayHelloAgain, streamReply, bidi string
 }
@@ -92,7 +96,8 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	if cfg.serviceConfig != "" {
 		dopts = append(dopts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
 	}
-	if cfg.deadline.perAttempt > 0 || cfg.res.hedging != nil {
+	grpcRetries := cfg.deadline.perAttempt == 0 && cfg.res.hedging == nil
+	if !grpcRetries {
 		// greeter's own attempts take the place of grpc's retries: see
 		// WithPerAttemptTimeout and WithHedging.
 		dopts = append(dopts, grpc.WithDisableRetry())
@@ -111,6 +116,7 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		conn:          conn,
 		timeout:       cfg.timeout,
 		deadline:      cfg.deadline,
+		grpcRetries:   grpcRetries,
 		sayHello:      prefix + "SayHello",
 		sayHelloAgain: prefix + "SayHelloAgain",
 		streamReply:   prefix + "SayHelloStreamReply",
@@ -168,6 +174,13 @@ func (c *Client) SayHelloStreamReply(ctx context.Context, name string, opts ...g
 		return nil, err
 	}
 	if err := s.SendMsg(&greeterpb.HelloRequest{Name: name}); err != nil {
+		if err == io.EOF {
+			// The stream ended before the request went out: its
+			// status, which RecvMsg returns, says why.
+			if rerr := s.RecvMsg(new(greeterpb.HelloReply)); rerr != nil && rerr != io.EOF {
+				err = rerr
+			}
+		}
 		return nil, err
 	}
 	if err := s.CloseSend(); err != nil {

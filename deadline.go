@@ -130,12 +130,19 @@ type DeadlineError struct {
 	Source DeadlineSource
 	// Phase is where the call was when it ended.
 	Phase Phase
-	// Attempts is how many times the request was tried: 0 when it never
-	// left, more than 1 under [WithPerAttemptTimeout].
+	// Attempts is how many times greeter tried the request: 0 when it
+	// never left, more than 1 under [WithPerAttemptTimeout].
 	Attempts int
 	// LastCode is the code of the last attempt, which may differ from Code
 	// when the deadline ran out between attempts.
 	LastCode codes.Code
+	// GRPCRetries is true when the method had a retry policy in the
+	// client's service config ([DefaultServiceConfig] has one): grpc may
+	// then have retried within greeter's attempt, and then LastCode and
+	// Phase describe the end of grpc's last try. grpc-go reports its
+	// retries to no one but stats handlers, whose price every call would
+	// pay; the server sees them in the grpc-previous-rpc-attempts header.
+	GRPCRetries bool
 	// Detail is what the server, or grpc, said about the end of the call.
 	Detail string
 
@@ -191,6 +198,9 @@ func (e *DeadlineError) Error() string {
 		b.WriteString(" attempts, last: ")
 	}
 	b.WriteString(e.LastCode.String())
+	if e.GRPCRetries {
+		b.WriteString(" (grpc's retry policy may have retried within it)")
+	}
 	return b.String()
 }
 
@@ -457,6 +467,9 @@ func (c *Client) explain(ctx context.Context, cs *callState, err error) error {
 	if e.Attempts <= 1 {
 		e.LastCode = code
 	}
+	if c.grpcRetries && e.Attempts > 0 {
+		e.GRPCRetries = c.conn.GetMethodConfig(cs.method).RetryPolicy != nil
+	}
 	ctxErr := contextErr(ctx)
 	fromServer := false
 	for _, d := range st.Details() {
@@ -621,7 +634,7 @@ func (s *deadlineStream) explain(err error) error {
 			err:      err,
 		}
 	}
-	return s.c.explain(s.ctx, &s.cs, err)
+	return explainUnimplemented(s.c.explain(s.ctx, &s.cs, err), s.cs.method)
 }
 
 // stop ends the idle clock once the stream has ended.

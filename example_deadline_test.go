@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/grpc-greeter/greeter"
@@ -35,15 +36,17 @@ func ExampleDeadlineError() {
 }
 
 // A server caps the budgets it accepts and tells the client when its cap,
-// not the client's deadline, ended the call.
+// not the client's deadline, ended the call; it refuses at once a call
+// with less budget left than its method needs.
 func ExampleWithServerDeadlines() {
 	srv, _ := greetertest.NewServer(
 		greeter.WithDelay(time.Hour),
 		greeter.WithServerDeadlines(greeter.DeadlinePolicy{
-			Default:   50 * time.Millisecond, // for calls that arrive without a deadline
-			Max:       50 * time.Millisecond, // no call runs longer
-			MinBudget: 10 * time.Millisecond, // refuse calls that cannot finish
+			Default: 50 * time.Millisecond, // for calls that arrive without a deadline
+			Max:     50 * time.Millisecond, // no call runs longer
 		}),
+		// SayHelloAgain needs a second: refuse calls that cannot finish.
+		greeter.WithMethodDeadlines("SayHelloAgain", greeter.DeadlinePolicy{MinBudget: time.Second}),
 	)
 	defer srv.Close()
 	c, _ := srv.Client()
@@ -56,13 +59,13 @@ func ExampleWithServerDeadlines() {
 		fmt.Println(de.Code, "from the", de.Source, de.Budget)
 	}
 
-	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Millisecond)
+	ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err = c.SayHello(ctx, "you")
-	fmt.Println(status.Code(err), "at once:", ctx.Err() == nil)
+	_, err = c.SayHelloAgain(ctx, "you")
+	fmt.Println(status.Code(err), "refused:", strings.Contains(err.Error(), "needs at least 1s of budget"))
 	// Output:
 	// DeadlineExceeded from the server's cap 50ms
-	// DeadlineExceeded at once: true
+	// DeadlineExceeded refused: true
 }
 
 // A relay passes its remaining budget, less a reserve to reply, to the

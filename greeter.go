@@ -111,7 +111,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 // Register registers the Greeter service on r, under both [ServiceName] and
 // [HelloworldServiceName], for programs that run their own grpc.Server.
 // Options that belong to a whole server (TLS, interceptors, raw grpc options,
-// reflection) have no effect here.
+// reflection, keepalive) are still validated but have no effect here.
 func Register(r grpc.ServiceRegistrar, opts ...ServerOption) error {
 	cfg, err := newServerConfig(opts)
 	if err != nil {

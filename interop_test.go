@@ -120,7 +120,8 @@ func TestInteropPythonServer(t *testing.T) {
 	dir := pythonGreeter(t, py, "testdata/python/helloworld.proto")
 	ctx := testContext(t)
 
-	cmd := exec.Command(py, "greeter_server.py", "127.0.0.1:0")
+	// Killed when ctx ends, which bounds the wait for its first line too.
+	cmd := exec.CommandContext(ctx, py, "greeter_server.py", "127.0.0.1:0")
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
@@ -160,5 +161,12 @@ func TestInteropPythonServer(t *testing.T) {
 	}
 	if msg := status.Convert(err).Message(); !strings.Contains(msg, "/Greeter/SayHelloAgain") {
 		t.Fatalf("Unimplemented message %q does not name the method", msg)
+	}
+	stream, err := c.SayHelloStreamReply(ctx, "you")
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(status.Convert(err).Message(), "/Greeter/SayHelloStreamReply") {
+		t.Fatalf("SayHelloStreamReply against the Python server = %v; want Unimplemented naming the method", err)
 	}
 }

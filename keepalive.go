@@ -35,7 +35,10 @@ func DefaultKeepaliveEnforcement() keepalive.EnforcementPolicy {
 // MaxConnectionIdle closes a connection with no call for that long (with a
 // GOAWAY: clients reconnect when next needed); MaxConnectionAge closes any
 // connection after that long, plus MaxConnectionAgeGrace for calls in
-// flight, which spreads clients over new backends. [Register] ignores it.
+// flight, which spreads clients over new backends. p replaces the default
+// whole, and a zero field means grpc's default (a 2h ping interval for
+// Time): start from DefaultServerKeepalive() to change one field. [Register]
+// ignores it.
 func WithServerKeepalive(p keepalive.ServerParameters) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.res.keepalive = &p })
 }

@@ -17,7 +17,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "localhost:50051", "server `address` (any gRPC target)")
 	name := fs.String("name", "world", "name to greet")
 	again := fs.Bool("again", false, "call SayHelloAgain instead of SayHello")
-	timeout := fs.Duration("timeout", time.Second, "deadline for the call (0: none of ours, the client's default of 10s applies)")
+	timeout := fs.Duration("timeout", time.Second, "deadline for the call (0: none of ours; a unary call then gets the client's default of 10s, a --stream none)")
 	service := fs.String("service", greeter.ServiceName, "service name to call: Greeter or helloworld.Greeter")
 	var headers headerFlag
 	fs.Var(&headers, "header", "request header `key=value`, repeatable (base64 value for keys ending in -bin)")
@@ -27,6 +27,10 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tlsFlags := addClientTLSFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if *timeout < 0 {
+		fmt.Fprintf(stderr, "greeter call: --timeout %v: must not be negative\n", *timeout)
+		return 2
 	}
 	transport, err := tlsFlags.option()
 	if err != nil {

@@ -80,7 +80,7 @@ func TestHelp(t *testing.T) {
 }
 
 func TestBadUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"nope"}, {"call", "--nope"}, {"call", "extra"}} {
+	for _, args := range [][]string{nil, {"nope"}, {"call", "--nope"}, {"call", "extra"}, {"call", "--timeout", "-1s"}} {
 		if code, _, _ := runCmd(args...); code != 2 {
 			t.Errorf("greeter %q exited %d, want 2", args, code)
 		}
