@@ -9,6 +9,7 @@ import (
 
 	"github.com/grpc-greeter/greeter"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // serveDeadlineFlags are the deadline flags of greeter serve.
@@ -67,6 +68,14 @@ func addCallDeadlineFlags(fs *flag.FlagSet) *callDeadlineFlags {
 
 func (f *callDeadlineFlags) clientOptions() []greeter.ClientOption {
 	var opts []greeter.ClientOption
+	if *f.waitForReady {
+		// Retry the connection every 100ms-1s instead of grpc's 1s and
+		// growing, so that the call goes out soon after the server is up.
+		opts = append(opts, greeter.WithDialOptions(grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 20 * time.Second,
+		})))
+	}
 	if *f.perAttempt > 0 {
 		opts = append(opts, greeter.WithPerAttemptTimeout(*f.perAttempt, *f.attempts))
 	}

@@ -127,6 +127,13 @@ func TestCallWaitForReadyCLI(t *testing.T) {
 		code, stdout, stderr, _ := callCLI(t, "--addr", addr, "--timeout", "5s", "--wait-for-ready")
 		res <- fmt.Sprintf("%s%s exit %d", strings.TrimSpace(stdout), stderr, code)
 	}()
+	// The server comes up late: after the retries of a call without
+	// wait-for-ready would have given up (about 0.7s, above).
+	select {
+	case got := <-res:
+		t.Fatalf("call --wait-for-ready returned before the server was up: %q", got)
+	case <-time.After(time.Second):
+	}
 	serveCLI(t, addr)
 	if got := <-res; got != "Hello, world! exit 0" {
 		t.Errorf("call --wait-for-ready for a server starting late: %q; want Hello, world! exit 0", got)
