@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -402,6 +403,11 @@ func (c *Client) invokeAttempts(ctx context.Context, cs *callState, req, reply a
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > per {
 			actx, cancel = context.WithTimeout(ctx, per)
 			limited = true
+		}
+		if attempt > 1 {
+			// As grpc's own retries do: servers (WithFailFirst among
+			// them) tell a retry from a new call.
+			actx = metadata.AppendToOutgoingContext(actx, previousAttemptsHeader, strconv.Itoa(attempt-1))
 		}
 		err := c.conn.Invoke(actx, cs.method, req, reply, opts...)
 		attemptExpired := limited && contextErr(ctx) == nil && errors.Is(contextErr(actx), context.DeadlineExceeded)

@@ -3,6 +3,7 @@ package greeter_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/grpc-greeter/greeter"
 	"google.golang.org/grpc/codes"
@@ -33,6 +34,22 @@ func TestRetrySucceedsAfterFailFirst(t *testing.T) {
 	}
 	if got := seen.take(); len(got) != 3 {
 		t.Fatalf("stream: server saw %d attempts, want 3", len(got))
+	}
+}
+
+// TestPerAttemptRetriesSayWhichAttempt checks that WithPerAttemptTimeout's
+// own attempts, which replace grpc's retries, carry the same header, so a
+// server can tell a retry from a new call.
+func TestPerAttemptRetriesSayWhichAttempt(t *testing.T) {
+	var seen attempts
+	srv := newServer(t, append(seen.serverOptions(), greeter.WithFailFirst(2))...)
+	c := newClient(t, srv, greeter.WithPerAttemptTimeout(time.Second, 3))
+	got, err := c.SayHello(testContext(t), "retry")
+	if err != nil || got != "Hello, retry!" {
+		t.Fatalf("SayHello = %q, %v; want success on the third attempt", got, err)
+	}
+	if got, want := seen.take(), []string{"", "1", "2"}; !slices.Equal(got, want) {
+		t.Fatalf("server saw attempts with grpc-previous-rpc-attempts %q, want %q", got, want)
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/grpc-greeter/greeter"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
@@ -53,7 +52,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&cfg.connections, "connections", 1, "number of connections the callers share, round robin")
 	fs.Int64Var(&cfg.total, "total", 0, "stop after this many calls (instead of --duration)")
 	fs.DurationVar(&cfg.duration, "duration", 0, "stop starting calls after this long (default 10s unless --total is given)")
-	fs.Float64Var(&cfg.rps, "rps", 0, "limit to this many calls per second in all, 0 for no limit")
+	fs.Float64Var(&cfg.rps, "rps", 0, "start this many calls per second in all, on a fixed schedule whatever the replies (latency counts from each call's scheduled time); 0 for no limit")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "deadline of each call")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON")
 	if code, ok := parse(fs, args); !ok {
@@ -66,7 +65,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	clients := make([]*greeter.Client, cfg.connections)
 	for i := range clients {
-		c, err := greeter.NewClient(cfg.addr, greeter.WithInsecure(), greeter.WithServiceName(cfg.service))
+		// No retry policy: each call is one attempt, so that errors and
+		// latencies are the server's, not grpc's backoff, as in ghz.
+		c, err := greeter.NewClient(cfg.addr, greeter.WithInsecure(), greeter.WithServiceName(cfg.service), greeter.WithServiceConfig(""))
 		if err != nil {
 			fmt.Fprintf(stderr, "greeter bench: %v\n", err)
 			return 2
@@ -163,6 +164,7 @@ func newHistogram() *hdrhistogram.Histogram {
 
 // benchResult is what a run measured.
 type benchResult struct {
+	target  float64 // --rps; 0 for no limit
 	count   int64
 	elapsed time.Duration
 	hist    *hdrhistogram.Histogram
@@ -180,10 +182,15 @@ func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar 
 		stop, cancel = context.WithTimeout(stop, cfg.duration)
 		defer cancel()
 	}
-	var limiter *rate.Limiter
+	// With --rps, call k is due at start + k/rps (open loop): its latency
+	// is counted from then, so a call that waited for a free worker
+	// counts its wait, and a server too slow for the rate shows in the
+	// latencies instead of quietly lowering the rate (no coordinated
+	// omission).
+	var slots atomic.Int64
+	var interval time.Duration
 	if cfg.rps > 0 {
-		// A burst of 1 spaces calls evenly instead of letting them bunch.
-		limiter = rate.NewLimiter(rate.Limit(cfg.rps), 1)
+		interval = time.Duration(float64(time.Second) / cfg.rps)
 	}
 	shards := make([]*shard, min(cfg.concurrency, 4*runtime.GOMAXPROCS(0)))
 	for i := range shards {
@@ -201,11 +208,14 @@ func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar 
 				if cfg.total > 0 && started.Add(1) > cfg.total {
 					return
 				}
-				if limiter != nil && limiter.Wait(stop) != nil {
-					return // stopped, or the next slot is past the end
+				t := time.Now()
+				if interval > 0 {
+					t = start.Add(time.Duration(slots.Add(1)-1) * interval)
+					if !waitUntil(stop, t) {
+						return // stopped, or the slot is past the end
+					}
 				}
 				cctx, ccancel := context.WithTimeout(ctx, cfg.timeout)
-				t := time.Now()
 				_, err := c.SayHello(cctx, cfg.name)
 				d := time.Since(t)
 				ccancel()
@@ -218,7 +228,7 @@ func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar 
 		})
 	}
 	wg.Wait()
-	res := benchResult{elapsed: time.Since(start), count: done.Load(), hist: newHistogram(), errors: map[codes.Code]int64{}}
+	res := benchResult{target: cfg.rps, elapsed: time.Since(start), count: done.Load(), hist: newHistogram(), errors: map[codes.Code]int64{}}
 	progress()
 	for _, sh := range shards {
 		res.hist.Merge(sh.hist)
@@ -227,6 +237,25 @@ func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar 
 		}
 	}
 	return res
+}
+
+// waitUntil waits for t and reports whether it came before stop ended.
+func waitUntil(stop context.Context, t time.Time) bool {
+	if dl, ok := stop.Deadline(); ok && !t.Before(dl) {
+		return false
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		return stop.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-stop.Done():
+		return false
+	}
 }
 
 // qps is the calls completed per second of the run.
@@ -243,6 +272,7 @@ type jsonReport struct {
 	OK         int64            `json:"ok"`
 	DurationS  float64          `json:"duration_s"`
 	QPS        float64          `json:"qps"`
+	TargetQPS  float64          `json:"target_qps,omitempty"`
 	LatencyMs  jsonLatency      `json:"latency_ms"`
 	Histogram  []jsonBucket     `json:"histogram"`
 	Errors     map[string]int64 `json:"errors"`
@@ -273,6 +303,7 @@ func (r benchResult) report() jsonReport {
 		OK:         r.errors[codes.OK],
 		DurationS:  r.elapsed.Seconds(),
 		QPS:        r.qps(),
+		TargetQPS:  r.target,
 		Errors:     map[string]int64{},
 		StatusCode: map[string]int64{},
 		Histogram:  []jsonBucket{},
@@ -339,7 +370,11 @@ func (r benchResult) print(w io.Writer) {
 	fmt.Fprintf(w, "Summary:\n")
 	fmt.Fprintf(w, "  Calls:     %d (%d OK, %d failed)\n", r.count, ok, r.count-ok)
 	fmt.Fprintf(w, "  Duration:  %.2fs\n", r.elapsed.Seconds())
-	fmt.Fprintf(w, "  QPS:       %.1f\n", r.qps())
+	if r.target > 0 {
+		fmt.Fprintf(w, "  QPS:       %.1f (target %g)\n", r.qps(), r.target)
+	} else {
+		fmt.Fprintf(w, "  QPS:       %.1f\n", r.qps())
+	}
 	if r.count == 0 {
 		return
 	}

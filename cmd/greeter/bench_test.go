@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpc-greeter/greeter"
 	"go.uber.org/goleak"
 )
 
@@ -120,13 +121,35 @@ func TestBenchRPS(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code = %d, want 0", code)
 	}
-	// The limiter starts at most 100 calls a second plus one of burst; the
-	// lower bound is loose for a loaded machine.
+	// Calls are due every 10ms, the first at once; the lower bound is
+	// loose for a loaded machine.
 	if rep.Count > 105 || rep.Count < 30 {
 		t.Errorf("count = %d in 1s at --rps 100, want about 100 (30..105)", rep.Count)
 	}
 	if rep.DurationS < 0.95 {
 		t.Errorf("duration_s = %v, want at least about 1", rep.DurationS)
+	}
+}
+
+// TestBenchRPSCountsQueueing checks that --rps is open loop: against a
+// server too slow for the rate with the callers given, calls wait for a
+// free caller and their latency counts that wait, from their scheduled
+// time, instead of the rate quietly dropping (coordinated omission).
+func TestBenchRPSCountsQueueing(t *testing.T) {
+	checkLeaks(t)
+	_, addr := serveInProcess(t, greeter.WithDelay(50*time.Millisecond))
+	// 2 callers at 50ms a call manage 40 calls a second of the 200 asked.
+	rep, code := runBenchJSON(t, "--addr", addr, "--rps", "200", "--duration", "1s", "--concurrency", "2")
+	if code != 0 {
+		t.Errorf("exit code = %d, want 0", code)
+	}
+	if rep.TargetQPS != 200 || rep.QPS > 60 {
+		t.Errorf("qps %v, target_qps %v; want at most about 40 of 200", rep.QPS, rep.TargetQPS)
+	}
+	// The last calls of the second were due long before a caller was
+	// free: a closed loop would report about 50ms.
+	if rep.LatencyMs.P99 < 300 {
+		t.Errorf("latency p99 = %vms; want the queueing wait counted (hundreds of ms)", rep.LatencyMs.P99)
 	}
 }
 

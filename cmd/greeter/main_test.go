@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +11,15 @@ import (
 
 const defaultTestTimeout = 10 * time.Second
 
+// mainEnv, set in a copy of this test binary, makes it run the command's
+// main with its arguments instead of the tests: TestServeSignals sends it
+// real signals.
+const mainEnv = "GREETER_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(mainEnv) == "1" {
+		main()
+	}
 	goleak.VerifyTestMain(m)
 }
 
