@@ -109,10 +109,11 @@ func WithDelay(d time.Duration) ServerOption {
 }
 
 // WithOverrunGrace sets how long a handler may run on after its context
-// ended (its deadline passed, or its caller cancelled or went away) before
-// the server counts it ([Server.Overruns]) and logs it at Warn with its
-// method. [Server.Shutdown] also names every handler still running when it
-// forces the stop. It turns on the deadline guard as [WithServerDeadlines] does; the default
+// ended before the server counts it ([Server.Overruns]) and logs it at Warn
+// with its method: grace after its deadline for a call with one (also when
+// its caller left earlier), grace after its caller left for a call without.
+// [Server.Shutdown] also names every handler still running when it forces
+// the stop. It turns on the deadline guard as [WithServerDeadlines] does; the default
 // grace is [DefaultOverrunGrace].
 func WithOverrunGrace(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.grace = true, d })
@@ -191,13 +192,14 @@ type guard struct {
 type guardedCall struct {
 	method string
 	start  time.Time
-	// unwatch stops the watch on the handler's context (see begin).
+	// unwatch stops the watch on the context of a call without deadline
+	// (see begin); nil for a call with one.
 	unwatch func() bool
 
 	mu      sync.Mutex
 	done    bool        // the handler returned
 	counted bool        // counted as an overrun
-	ended   time.Time   // when the handler's context ended; zero before
+	ended   time.Time   // when the handler's context ended, or will: its deadline
 	timer   *time.Timer // fires grace after ended
 }
 
@@ -268,17 +270,21 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 	g.mu.Lock()
 	g.running[call] = struct{}{}
 	g.mu.Unlock()
-	// The watch runs only when the handler's context ends before the
-	// handler returns, however it ends (deadline, caller gone, shutdown):
-	// it settles the verdict of exact at that moment and starts the
-	// overrun clock. A call that returns in time only registers and
-	// unregisters it: no goroutine, no timer.
-	call.unwatch = context.AfterFunc(hctx, func() {
-		if exact != nil {
-			exact.decide()
-		}
-		g.contextEnded(call)
-	})
+	if b.has {
+		// One timer, which fires only for a handler still running
+		// grace after its deadline: nothing runs at the deadline itself,
+		// when many calls may end together and every microsecond of CPU
+		// delays the others' ends (BenchmarkDeadlinePrecision). A call
+		// its caller cancels earlier is counted then too.
+		call.ended = b.deadline
+		call.timer = time.AfterFunc(time.Until(b.deadline)+g.grace, func() { g.checkOverrun(call) })
+	} else {
+		// Without a deadline the context ends only when the caller goes
+		// away or the server stops: the watch starts the overrun clock
+		// then. A call that returns first only registers and
+		// unregisters it.
+		call.unwatch = context.AfterFunc(hctx, func() { g.contextEnded(call) })
+	}
 	end := func() {
 		g.handlerReturned(call) // first: the cancel below must not fire the watch
 		cancel()
@@ -314,26 +320,19 @@ func (c *exactContext) Err() error {
 	if err != context.Canceled {
 		return err
 	}
-	c.decide()
-	if c.verdict.Load() == 1 {
-		return context.DeadlineExceeded
-	}
-	return context.Canceled
-}
-
-// decide settles, once, whether the cancellation was the deadline. The
-// guard's watch calls it the moment the context ends, so that a handler
-// that looks at Err long after gets the verdict of that moment; a handler
-// woken by Done may get here first, a moment later at most.
-func (c *exactContext) decide() {
-	if c.Context.Err() != context.Canceled {
-		return
-	}
+	// Decided once, on first sight of the cancellation: a handler looks
+	// at Err as soon as Done closes, and so does the guard when the
+	// handler returns. (A handler that ignores Done and looks long after
+	// its caller left, past the deadline, is told DeadlineExceeded.)
 	v := int32(2)
 	if time.Until(c.deadline) <= deadlineTolerance {
 		v = 1
 	}
 	c.verdict.CompareAndSwap(0, v)
+	if c.verdict.Load() == 1 {
+		return context.DeadlineExceeded
+	}
+	return context.Canceled
 }
 
 // contextEnded runs when a handler's context ends while the handler is
@@ -365,7 +364,9 @@ func (g *guard) checkOverrun(c *guardedCall) {
 }
 
 func (g *guard) handlerReturned(c *guardedCall) {
-	c.unwatch()
+	if c.unwatch != nil {
+		c.unwatch()
+	}
 	c.mu.Lock()
 	c.done = true
 	counted, ended, timer := c.counted, c.ended, c.timer
@@ -376,7 +377,7 @@ func (g *guard) handlerReturned(c *guardedCall) {
 	g.mu.Lock()
 	delete(g.running, c)
 	g.mu.Unlock()
-	if since := time.Since(ended); !counted && !ended.IsZero() && since > g.grace {
+	if since := time.Since(ended); !counted && timer != nil && since > g.grace {
 		// The timer fired late, or is firing now: count the call here.
 		g.overruns.Add(1)
 		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", round(since))
