@@ -23,13 +23,21 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal, the default action comes back: a second
-	// Ctrl-C ends a serve whose graceful shutdown takes too long.
-	context.AfterFunc(ctx, stop)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	// The first SIGINT or SIGTERM cancels ctx: serve drains and stops. A
+	// second one ends the process at once, for a drain that takes too
+	// long. (Restoring the default action instead would not do: a shell
+	// starts background jobs with SIGINT ignored.)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-sigs
+		cancel()
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "greeter: second signal (%v): exiting now\n", s)
+		os.Exit(1)
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // command is one subcommand: its name, a one-line summary, and its body,
