@@ -521,6 +521,11 @@ func (c *Client) explain(ctx context.Context, cs *callState, err error) error {
 		e.Detail = st.Message() // the client was closed, or the server cancelled
 	case fromServer || e.Phase == PhaseConnecting:
 		e.Detail = st.Message()
+		if e.Phase == PhaseConnecting && !strings.Contains(e.Detail, "latest balancer error") && c.conn.GetState() == connectivity.TransientFailure {
+			// grpc said only "context deadline exceeded": the channel's
+			// state says why no connection came.
+			e.Detail += " (the channel is in TRANSIENT_FAILURE: connecting to the server failed)"
+		}
 	}
 	return e
 }

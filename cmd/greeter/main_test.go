@@ -55,12 +55,15 @@ func TestCallFailurePrintsCode(t *testing.T) {
 	}{
 		// Nothing listens on port 1 (tcpmux) on a test machine.
 		{"no server", []string{"--addr", "127.0.0.1:1"}, "Unavailable: "},
+		// grpc's retries of the refused connection outlast 200ms.
+		{"no server, short deadline", []string{"--addr", "127.0.0.1:1", "--timeout", "200ms"}, "DeadlineExceeded: "},
 		{"unknown service", []string{"--addr", addr, "--service", "nope.Greeter"}, "Unimplemented: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := runCmd(append([]string{"call"}, tt.args...)...)
-			if code == 0 || out != "" || !strings.HasPrefix(errOut, tt.wantCode) {
+			if code == 0 || out != "" || !strings.HasPrefix(errOut, tt.wantCode) ||
+				(tt.wantCode == "DeadlineExceeded: " && !strings.Contains(errOut, "while waiting for a connection")) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want non-zero, empty stdout, stderr starting %q", code, out, errOut, tt.wantCode)
 			}
 		})
