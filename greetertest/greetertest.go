@@ -1,4 +1,4 @@
-// Package greetertest runs a real greeter [greeter.Server] in process over
+// Package greetertest runs a real [greeter.Server] in process over
 // [bufconn], for tests: no port, no sleep, nothing left behind. It is to
 // greeter what net/http/httptest is to net/http.
 //
