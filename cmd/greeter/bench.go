@@ -182,11 +182,11 @@ func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar 
 		stop, cancel = context.WithTimeout(stop, cfg.duration)
 		defer cancel()
 	}
-	// With --rps, call k is due at start + k/rps (open loop): its latency
-	// is counted from then, so a call that waited for a free worker
-	// counts its wait, and a server too slow for the rate shows in the
-	// latencies instead of quietly lowering the rate (no coordinated
-	// omission).
+	// With --rps, call k is due at start + k/rps (open loop): a call that
+	// finds its slot passed, its caller busy with a slow reply, counts
+	// its latency from the slot, so that a server too slow for the rate
+	// shows in the latencies instead of quietly lowering the rate (no
+	// coordinated omission).
 	var slots atomic.Int64
 	var interval time.Duration
 	if cfg.rps > 0 {
@@ -210,8 +210,8 @@ func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar 
 				}
 				t := time.Now()
 				if interval > 0 {
-					t = start.Add(time.Duration(slots.Add(1)-1) * interval)
-					if !waitUntil(stop, t) {
+					var ok bool
+					if t, ok = waitUntil(stop, start.Add(time.Duration(slots.Add(1)-1)*interval)); !ok {
 						return // stopped, or the slot is past the end
 					}
 				}
@@ -239,22 +239,26 @@ func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar 
 	return res
 }
 
-// waitUntil waits for t and reports whether it came before stop ended.
-func waitUntil(stop context.Context, t time.Time) bool {
+// waitUntil waits for a call's slot t and returns the time its latency
+// counts from: t itself when the slot had passed (the caller was busy: the
+// wait is part of the latency the server caused), the moment of waking
+// otherwise (the timer's own lateness is the tool's, not the server's). It
+// reports false when stop ended first.
+func waitUntil(stop context.Context, t time.Time) (time.Time, bool) {
 	if dl, ok := stop.Deadline(); ok && !t.Before(dl) {
-		return false
+		return t, false
 	}
 	d := time.Until(t)
 	if d <= 0 {
-		return stop.Err() == nil
+		return t, stop.Err() == nil
 	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-timer.C:
-		return true
+		return time.Now(), true
 	case <-stop.Done():
-		return false
+		return t, false
 	}
 }
 
