@@ -15,9 +15,9 @@ import (
 )
 
 // startMain runs greeter serve in a child process (this test binary, as
-// main) and returns it with the address it listens on and a channel closed
-// when it has exited.
-func startMain(t *testing.T, args ...string) (cmd *exec.Cmd, addr string, exited <-chan struct{}) {
+// main) and returns it with a client of it and a channel closed when it has
+// exited.
+func startMain(t *testing.T, args ...string) (cmd *exec.Cmd, c *greeter.Client, exited <-chan struct{}) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
 	t.Cleanup(cancel)
@@ -46,7 +46,12 @@ func startMain(t *testing.T, args ...string) (cmd *exec.Cmd, addr string, exited
 		cancel() // kills the child if it is still there
 		<-done
 	})
-	return cmd, addr, done
+	c, err = greeter.NewClient(addr, greeter.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return cmd, c, done
 }
 
 // TestServeSignals sends greeter serve real signals: SIGTERM drains the
@@ -57,12 +62,7 @@ func TestServeSignals(t *testing.T) {
 	defer cancel()
 
 	t.Run("SIGTERM drains and exits 0", func(t *testing.T) {
-		cmd, addr, exited := startMain(t, "--delay", "100ms")
-		c, err := greeter.NewClient(addr, greeter.WithInsecure())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		cmd, c, exited := startMain(t, "--delay", "100ms")
 		// A stream of 3 replies, 100ms apart: in flight once the first
 		// has come.
 		stream, err := c.SayHelloStreamReply(ctx, "you")
@@ -87,12 +87,7 @@ func TestServeSignals(t *testing.T) {
 	})
 
 	t.Run("second signal ends the drain", func(t *testing.T) {
-		cmd, addr, exited := startMain(t, "--grace", "1m")
-		c, err := greeter.NewClient(addr, greeter.WithInsecure())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		cmd, c, exited := startMain(t, "--grace", "1m")
 		// A bidi stream the client keeps open: the drain would wait
 		// for it up to --grace.
 		stream, err := c.SayHelloBidiStream(ctx)
