@@ -113,8 +113,8 @@ func WithDelay(d time.Duration) ServerOption {
 // with its method: grace after its deadline for a call with one (also when
 // its caller left earlier), grace after its caller left for a call without.
 // [Server.Shutdown] also names every handler still running when it forces
-// the stop. It turns on the deadline guard as [WithServerDeadlines] does; the default
-// grace is [DefaultOverrunGrace].
+// the stop. It turns on the deadline guard as [WithServerDeadlines] does;
+// the default grace is [DefaultOverrunGrace].
 func WithOverrunGrace(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.grace = true, d })
 }
@@ -261,10 +261,8 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 		return nil, nil, b, nil, st.Err()
 	}
 	hctx, cancel := ctx, context.CancelFunc(func() {})
-	var exact *exactContext
 	if b.has {
-		exact, cancel = withExactDeadline(ctx, b.deadline)
-		hctx = exact
+		hctx, cancel = withExactDeadline(ctx, b.deadline)
 	}
 	call := &guardedCall{method: method, start: now}
 	g.mu.Lock()
@@ -295,7 +293,7 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 // withExactDeadline gives a handler a context that ends with parent, or at
 // dl if that comes first, and says DeadlineExceeded when it ended at the
 // deadline, whichever side's timer fired first.
-func withExactDeadline(parent context.Context, dl time.Time) (*exactContext, context.CancelFunc) {
+func withExactDeadline(parent context.Context, dl time.Time) (context.Context, context.CancelFunc) {
 	ctx, cancel := parent, context.CancelFunc(func() {})
 	if pdl, ok := parent.Deadline(); !ok || dl.Before(pdl) {
 		ctx, cancel = context.WithDeadline(parent, dl)
