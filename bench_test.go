@@ -89,7 +89,7 @@ var benchImpls = []benchImpl{
 	// grpc-go given the tuned server options greeter starts with: the
 	// difference between it and greeter is the wrapper's own cost.
 	{"grpc-go-tuned", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
-		return startPlain(b, lis, target, dopts, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
+		return startPlain(b, lis, target, dopts, grpc.NumStreamWorkers(uint32(16*runtime.GOMAXPROCS(0)))) // as tuning.go
 	}},
 	{"greeter", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
 		return startGreeter(b, lis, target, dopts)
@@ -499,8 +499,10 @@ func tuningKnobs() []tuningKnob {
 	return []tuningKnob{
 		{name: "none"},
 		{"shared-write-buffer", []grpc.ServerOption{grpc.SharedWriteBuffer(true)}, []grpc.DialOption{grpc.WithSharedWriteBuffer(true)}},
-		// Stream workers are a default (tuning.go): tried here as off.
+		// Stream workers are a default (tuning.go), 16 per CPU: tried
+		// here as off and as the first default, one per CPU.
 		{"no-stream-workers", []grpc.ServerOption{grpc.NumStreamWorkers(0)}, nil},
+		{"stream-workers-1-per-cpu", []grpc.ServerOption{grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0)))}, nil},
 		{"static-window-1MiB",
 			[]grpc.ServerOption{grpc.StaticStreamWindowSize(window), grpc.StaticConnWindowSize(window)},
 			[]grpc.DialOption{grpc.WithStaticStreamWindowSize(window), grpc.WithStaticConnWindowSize(window)}},
@@ -521,7 +523,8 @@ func tuningKnobs() []tuningKnob {
 //
 //	benchstat -col /knob tuning.txt
 //
-// mode=unary is one caller, mode=parallel GOMAXPROCS callers, mode=bidi
+// mode=unary is one caller, mode=parallel GOMAXPROCS callers,
+// mode=callers50 about 50 callers (as bench/compare.sh loads), mode=bidi
 // one pipelined stream (ns per message), mode=idle reports idle-conn-B as
 // BenchmarkMemory does.
 func BenchmarkTuning(b *testing.B) {
@@ -546,6 +549,22 @@ func BenchmarkTuning(b *testing.B) {
 			ctx := benchContext(b)
 			warm(b, ctx, c)
 			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := c.sayHello(ctx); err != nil {
+						b.Errorf("SayHello: %v", err)
+						return
+					}
+				}
+			})
+		})
+		b.Run("knob="+k.name+"/mode=callers50", func(b *testing.B) {
+			c, _ := start(b)
+			ctx := benchContext(b)
+			warm(b, ctx, c)
+			b.ReportAllocs()
+			b.SetParallelism(max(1, 50/runtime.GOMAXPROCS(0)))
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

@@ -75,7 +75,7 @@ type Server struct {
 }
 
 // NewServer builds a Server from opts. It validates them and does no network
-// I/O; the error says which option is wrong. It starts GOMAXPROCS idle
+// I/O; the error says which option is wrong. It starts 16 x GOMAXPROCS idle
 // stream-worker goroutines (a tuned default, see tuning.go), which
 // [Server.Shutdown] stops: shut down every Server built.
 func NewServer(opts ...ServerOption) (*Server, error) {

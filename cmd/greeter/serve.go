@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/grpc-greeter/greeter"
+	"google.golang.org/grpc"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -18,6 +20,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	grace := fs.Duration("grace", 10*time.Second, "how long shutdown waits for in-flight calls before cancelling them")
 	noReflection := fs.Bool("no-reflection", false, "do not register the server reflection service")
 	failFirst := fs.Int("fail-first", 0, "fault injection: fail the first `N` attempts of every call with UNAVAILABLE")
+	workers := fs.Int("stream-workers", 16*runtime.GOMAXPROCS(0), "goroutines kept to run incoming calls, 16 per CPU by default (grpc.NumStreamWorkers); 0 starts a goroutine per call")
 	requestID := fs.Bool("request-id", false, "echo each call's x-request-id (the caller's, or a generated one) in a response header; costs about 8% of QPS")
 	deadlines := addServeDeadlineFlags(fs)
 	tlsFlags := addServerTLSFlags(fs)
@@ -29,6 +32,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	opts := []greeter.ServerOption{greeter.WithLogger(logger), greeter.WithFailFirst(*failFirst)}
 	if *requestID {
 		opts = append(opts, greeter.WithRequestID())
+	}
+	if flagSet(fs, "stream-workers") {
+		if *workers < 0 {
+			fmt.Fprintf(stderr, "greeter serve: --stream-workers %d: must not be negative\n", *workers)
+			return 2
+		}
+		opts = append(opts, greeter.WithGRPCServerOptions(grpc.NumStreamWorkers(uint32(*workers))))
 	}
 	if *noReflection {
 		opts = append(opts, greeter.WithoutReflection())
