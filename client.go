@@ -155,6 +155,11 @@ func (c *Client) unary(ctx context.Context, method, name string, opts []grpc.Cal
 // found!" from grpcio) into a message that names the method and the usual
 // cause; the code stays Unimplemented.
 func explainUnimplemented(err error, method string) error {
+	if _, ok := err.(*DeadlineError); ok {
+		// Already explained; status.FromError would format its message,
+		// which a caller that only checks the code need not pay for.
+		return err
+	}
 	st, ok := status.FromError(err)
 	if !ok || st.Code() != codes.Unimplemented {
 		return err

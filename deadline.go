@@ -158,6 +158,7 @@ type DeadlineError struct {
 // DeadlineExceeded".
 func (e *DeadlineError) Error() string {
 	var b strings.Builder
+	b.Grow(160 + len(e.Detail)) // one allocation for the usual message
 	if e.Code == codes.Canceled {
 		b.WriteString("canceled")
 	} else {

@@ -185,13 +185,28 @@ type guard struct {
 	overruns atomic.Int64
 	stopping atomic.Bool // Shutdown is cancelling the calls left
 
+	// The handlers running, in lists spread over shards so that calls
+	// starting and ending together do not all wait for one lock.
+	shards [guardShards]guardShard
+	next   atomic.Uint32 // the shard of the next call
+}
+
+const guardShards = 16
+
+type guardShard struct {
 	mu      sync.Mutex
-	running map[*guardedCall]struct{}
+	running *guardedCall // a list through prev and next
+	_       [40]byte     // a cache line each
 }
 
 type guardedCall struct {
-	method string
-	start  time.Time
+	// ctx is the handler's context for a call with a deadline: part of
+	// the call so that a call costs one allocation.
+	ctx        exactContext
+	method     string
+	start      time.Time
+	shard      *guardShard
+	prev, next *guardedCall // in shard.running, under shard.mu
 	// unwatch stops the watch on the context of a call without deadline
 	// (see begin); nil for a call with one.
 	unwatch func() bool
@@ -209,7 +224,7 @@ func newGuard(cfg *serverConfig) *guard {
 	if !cfg.deadline.on {
 		return nil
 	}
-	g := &guard{cfg: &cfg.deadline, logger: cfg.logger, grace: DefaultOverrunGrace, running: map[*guardedCall]struct{}{}}
+	g := &guard{cfg: &cfg.deadline, logger: cfg.logger, grace: DefaultOverrunGrace}
 	if cfg.deadline.grace > 0 {
 		g.grace = cfg.deadline.grace
 	}
@@ -260,14 +275,20 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonMinBudget, Metadata: map[string]string{"min": p.MinBudget.String()}})
 		return nil, nil, b, nil, st.Err()
 	}
+	call := &guardedCall{method: method, start: now}
 	hctx, cancel := ctx, context.CancelFunc(func() {})
 	if b.has {
-		hctx, cancel = withExactDeadline(ctx, b.deadline)
+		hctx, cancel = call.ctx.init(ctx, b.deadline)
 	}
-	call := &guardedCall{method: method, start: now}
-	g.mu.Lock()
-	g.running[call] = struct{}{}
-	g.mu.Unlock()
+	sh := &g.shards[g.next.Add(1)%guardShards]
+	call.shard = sh
+	sh.mu.Lock()
+	call.next = sh.running
+	if sh.running != nil {
+		sh.running.prev = call
+	}
+	sh.running = call
+	sh.mu.Unlock()
 	if b.has {
 		// One timer, which fires only for a handler still running
 		// grace after its deadline: nothing runs at the deadline itself,
@@ -290,15 +311,16 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 	return hctx, call, b, end, nil
 }
 
-// withExactDeadline gives a handler a context that ends with parent, or at
-// dl if that comes first, and says DeadlineExceeded when it ended at the
-// deadline, whichever side's timer fired first.
-func withExactDeadline(parent context.Context, dl time.Time) (context.Context, context.CancelFunc) {
-	ctx, cancel := parent, context.CancelFunc(func() {})
+// init makes c a handler's context that ends with parent, or at dl if that
+// comes first, and says DeadlineExceeded when it ended at the deadline,
+// whichever side's timer fired first.
+func (c *exactContext) init(parent context.Context, dl time.Time) (context.Context, context.CancelFunc) {
+	c.Context, c.deadline = parent, dl
+	cancel := context.CancelFunc(func() {})
 	if pdl, ok := parent.Deadline(); !ok || dl.Before(pdl) {
-		ctx, cancel = context.WithDeadline(parent, dl)
+		c.Context, cancel = context.WithDeadline(parent, dl)
 	}
-	return &exactContext{Context: ctx, deadline: dl}, cancel
+	return c, cancel
 }
 
 // exactContext corrects one error of grpc's: a client's RST_STREAM, sent
@@ -369,26 +391,36 @@ func (g *guard) handlerReturned(c *guardedCall) {
 	c.done = true
 	counted, ended, timer := c.counted, c.ended, c.timer
 	c.mu.Unlock()
-	if timer != nil {
-		timer.Stop()
+	// A timer that can no longer be stopped has fired: its check either
+	// counted the call already or, seeing done, leaves it to us.
+	firedUncounted := timer != nil && !timer.Stop() && !counted
+	sh := c.shard
+	sh.mu.Lock()
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		sh.running = c.next
 	}
-	g.mu.Lock()
-	delete(g.running, c)
-	g.mu.Unlock()
-	if since := time.Since(ended); !counted && timer != nil && since > g.grace {
-		// The timer fired late, or is firing now: count the call here.
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	sh.mu.Unlock()
+	if firedUncounted {
 		g.overruns.Add(1)
-		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", round(since))
+		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", round(time.Since(ended)))
 	}
 }
 
 // stuck names the handlers still running, for Shutdown.
 func (g *guard) stuck() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	var names []string
-	for c := range g.running {
-		names = append(names, fmt.Sprintf("%s (running %v)", c.method, round(time.Since(c.start))))
+	for i := range g.shards {
+		sh := &g.shards[i]
+		sh.mu.Lock()
+		for c := sh.running; c != nil; c = c.next {
+			names = append(names, fmt.Sprintf("%s (running %v)", c.method, round(time.Since(c.start))))
+		}
+		sh.mu.Unlock()
 	}
 	sort.Strings(names)
 	return names

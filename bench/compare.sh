@@ -6,13 +6,14 @@
 #
 # Everything listens on 127.0.0.1 on ports the kernel picks; every server is
 # killed when the script exits. Each server is loaded ROUNDS times (default
-# 3), DURATION each time (default 2s); the whole run takes under a minute
-# plus the first build.
+# 6), DURATION each time (default 2s), and its CPU time is read from /proc
+# around each round; the whole run takes about a minute plus the first
+# build.
 #
 # Needs: go, and /usr/bin/python3 with Debian's python3-grpcio and
 # python3-grpc-tools. ghz is pinned as a tool in bench/go.mod.
 #
-# Settings (environment): DURATION=2s ROUNDS=3 CONCURRENCY=50 CONNECTIONS=1
+# Settings (environment): DURATION=2s ROUNDS=6 CONCURRENCY=50 CONNECTIONS=1
 # RATE=2000
 set -euo pipefail
 
@@ -20,7 +21,7 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 TUTORIAL=$(cd "$BENCH/../testdata/python" && pwd) # the Python tutorial server and its proto
 ROOT=$(cd "$BENCH/.." && pwd)
 DURATION=${DURATION:-2s}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-6}
 CONCURRENCY=${CONCURRENCY:-50}
 CONNECTIONS=${CONNECTIONS:-1}
 RATE=${RATE:-2000}
@@ -86,6 +87,9 @@ start python env PYTHONPATH="$WORK/py" "$PYTHON" "$TUTORIAL/greeter_server.py" 1
 
 SETTINGS=(--concurrency "$CONCURRENCY" --connections "$CONNECTIONS")
 bench() { "$WORK/greeter" bench "${SETTINGS[@]}" --json "$@"; }
+# cputicks PID: the process's user and system CPU time in 1/100 s (after
+# the command name in parentheses, utime and stime are fields 12 and 13).
+cputicks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 for name in greeter grpc-go python; do
 	log "warming up $name for 1s"
@@ -99,7 +103,9 @@ for round in $(seq "$ROUNDS"); do
 	for i in 0 1 2; do
 		name=${ORDER[$(((round - 1 + i) % 3))]}
 		log "round $round/$ROUNDS: loading $name for $DURATION"
+		before=$(cputicks "${PID[$name]}")
 		bench --addr "${ADDR[$name]}" --duration "$DURATION" >"$WORK/results/$name.$round.json"
+		echo $(($(cputicks "${PID[$name]}") - before)) >"$WORK/results/$name.$round.cpu"
 	done
 done
 for name in greeter grpc-go python; do
