@@ -2,6 +2,7 @@ package greeter_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
 	"runtime"
 	"slices"
@@ -66,7 +67,11 @@ func BenchmarkDeadlinePrecision(b *testing.B) {
 		{name: "grpc", start: startPlainPrecision},
 		{name: "greeter", start: startGreeterPrecision},
 	}
-	for _, impl := range impls {
+	// Set up in a random order: whichever was set up second measured up to
+	// 10% later in either role, so runs with both orders even that out.
+	setup := slices.Clone(impls)
+	rand.Shuffle(len(setup), func(i, j int) { setup[i], setup[j] = setup[j], setup[i] })
+	for _, impl := range setup {
 		impl.rec = &precisionRecorder{deadlines: make([]time.Time, precisionConcurrency)}
 		impl.call = impl.start(b, impl.rec)
 		impl.rec.ended.Add(1)
