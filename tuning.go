@@ -6,6 +6,10 @@ import (
 	"google.golang.org/grpc"
 )
 
+// streamWorkersPerCPU sets the stream workers a server starts: see
+// tunedServerOptions.
+const streamWorkersPerCPU = 16
+
 // tunedServerOptions are the grpc-go settings a [Server] from [NewServer]
 // starts with, chosen by benchmark (BenchmarkTuning in bench_test.go, whose
 // results docs/benchmarks.md records); options given with
@@ -19,8 +23,10 @@ import (
 // with GOMAXPROCS callers in process (about 13% less time per unary call
 // over TCP) but with 50 callers from another process they were nearly
 // always busy and the server paid 5% more CPU per call than plain grpc-go;
-// 16 per CPU cost 6-11% less than plain grpc-go there (bench/cpu.sh) and as
-// little in process. Idle workers cost only their stacks, a few KiB each.
+// 16 per CPU cost 6-11% less than plain grpc-go there (bench/servercpu) and
+// as little in process. Idle workers cost only their stacks, a few KiB each.
+// BenchmarkDeadlinePrecision hints, within its noise, that they may end
+// calls at their deadline a few percent later (docs/deadlines.md §11).
 // grpc-go marks the option experimental;
 // WithGRPCServerOptions(grpc.NumStreamWorkers(0)) turns it off.
 //
@@ -30,10 +36,6 @@ import (
 // per call, but no faster, and it turns off BDP window growth, which long
 // fat links need), a forced codec, and no buffer pool (the default pool is
 // already on).
-// streamWorkersPerCPU sets the stream workers a server starts: see
-// tunedServerOptions.
-const streamWorkersPerCPU = 16
-
 func tunedServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.NumStreamWorkers(uint32(streamWorkersPerCPU * runtime.GOMAXPROCS(0))),
