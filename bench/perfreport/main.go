@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grpc-greeter/greeter/bench/internal/paired"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -165,7 +166,7 @@ func run(dir, mdPath, pngPath, settings string, rounds int, rate, machine string
 	for i, t := range targets {
 		r := reps[i]
 		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %d | %.0f µs | %s |\n", t.label, r.QPS,
-			ms(r.LatencyMs.P50), ms(r.LatencyMs.P90), ms(r.LatencyMs.P99), ms(r.LatencyMs.Max), r.Count-r.OK, median(cpuRounds[i]), mib(rss[i]))
+			ms(r.LatencyMs.P50), ms(r.LatencyMs.P90), ms(r.LatencyMs.P99), ms(r.LatencyMs.Max), r.Count-r.OK, paired.Median(cpuRounds[i]), mib(rss[i]))
 	}
 	fmt.Fprintf(&b, "\nAs ratios to plain grpc-go (QPS: higher is better; latency and memory: lower is better):\n\n")
 	fmt.Fprintf(&b, "| server | QPS | p50 | p90 | p99 | CPU per call | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|\n")
@@ -173,7 +174,7 @@ func run(dir, mdPath, pngPath, settings string, rounds int, rate, machine string
 		r := reps[i]
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", t.label, ratio(r.QPS, base.QPS),
 			ratio(r.LatencyMs.P50, base.LatencyMs.P50), ratio(r.LatencyMs.P90, base.LatencyMs.P90),
-			ratio(r.LatencyMs.P99, base.LatencyMs.P99), ratio(median(cpuRounds[i]), median(cpuRounds[1])), ratio(rss[i], rss[1]))
+			ratio(r.LatencyMs.P99, base.LatencyMs.P99), ratio(paired.Median(cpuRounds[i]), paired.Median(cpuRounds[1])), ratio(rss[i], rss[1]))
 	}
 	fmt.Fprintf(&b, "\nEvery round, to show the noise (QPS / µs of server CPU per call):\n\n")
 	for i, t := range targets {
@@ -186,8 +187,8 @@ func run(dir, mdPath, pngPath, settings string, rounds int, rate, machine string
 	// The verdict compares the two round by round: rounds of the same
 	// number ran seconds apart, so a slow spell of the shared machine
 	// weighs on both, where it would blur a comparison of medians.
-	qpsRatio, qpsWins := paired(qpsRounds[0], qpsRounds[1], func(g, b float64) bool { return g >= b })
-	cpuRatio, cpuWins := paired(cpuRounds[0], cpuRounds[1], func(g, b float64) bool { return g <= b })
+	qpsRatio, qpsWins := paired.Ratio(qpsRounds[0], qpsRounds[1], func(g, b float64) bool { return g >= b })
+	cpuRatio, cpuWins := paired.Ratio(cpuRounds[0], cpuRounds[1], func(g, b float64) bool { return g <= b })
 	fmt.Fprintf(&b, "\nRound by round, greeter serve against plain grpc-go: QPS %.2fx (the median of the rounds' ratios; at least as high in %d of %d rounds), ",
 		qpsRatio, qpsWins, rounds)
 	fmt.Fprintf(&b, "server CPU per call %.2fx (at most as much in %d of %d rounds).\n\n", cpuRatio, cpuWins, rounds)
@@ -223,29 +224,6 @@ func run(dir, mdPath, pngPath, settings string, rounds int, rate, machine string
 		return err
 	}
 	return chart(pngPath, reps)
-}
-
-// paired returns the median of the ratios xs[i]/base[i] and in how many
-// rounds ok(xs[i], base[i]) held.
-func paired(xs, base []float64, ok func(x, b float64) bool) (float64, int) {
-	rs := make([]float64, len(xs))
-	n := 0
-	for i := range xs {
-		rs[i] = xs[i] / base[i]
-		if ok(xs[i], base[i]) {
-			n++
-		}
-	}
-	return median(rs), n
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func ms(v float64) string {

@@ -28,10 +28,11 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/grpc-greeter/greeter/bench/internal/paired"
 )
 
 // userHZ is the unit of the CPU times in /proc/PID/stat: fixed at 100 on
@@ -123,9 +124,9 @@ func main() {
 	fmt.Printf("%d rounds of %d calls at concurrency %d; ratios are the median of the rounds' ratios to %s\n\n", *rounds, *calls, *concurrency, base.name)
 	fmt.Printf("%-16s %14s %8s %12s %10s %8s\n", "server", "CPU/call", "ratio", "rounds less", "QPS", "ratio")
 	for _, s := range servers {
-		cpuRatio, fewer := paired(s.cpu, base.cpu)
-		qpsRatio, _ := paired(s.qps, base.qps)
-		fmt.Printf("%-16s %11.1f µs %7.3fx %7d/%-4d %10.0f %7.3fx\n", s.name, median(s.cpu)/1e3, cpuRatio, fewer, len(s.cpu), median(s.qps), qpsRatio)
+		cpuRatio, fewer := paired.Ratio(s.cpu, base.cpu, func(x, b float64) bool { return x < b })
+		qpsRatio, _ := paired.Ratio(s.qps, base.qps, func(x, b float64) bool { return x > b })
+		fmt.Printf("%-16s %11.1f µs %7.3fx %7d/%-4d %10.0f %7.3fx\n", s.name, paired.Median(s.cpu)/1e3, cpuRatio, fewer, len(s.cpu), paired.Median(s.qps), qpsRatio)
 	}
 }
 
@@ -183,27 +184,4 @@ func cpuTicks(pid int) (int64, error) {
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	return utime + stime, errors.Join(err1, err2)
-}
-
-// paired returns the median of the ratios xs[i]/base[i] and in how many
-// rounds x was below base.
-func paired(xs, base []float64) (float64, int) {
-	var rs []float64
-	below := 0
-	for i := range xs {
-		rs = append(rs, xs[i]/base[i])
-		if xs[i] < base[i] {
-			below++
-		}
-	}
-	return median(rs), below
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
