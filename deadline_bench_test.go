@@ -26,7 +26,7 @@ import (
 // handler saw its context end minus the same deadline. Each run also reports
 // greeter's percentiles as ratios to grpc-go's in the same run. Run with:
 //
-//	go test -c -o /tmp/g.test . && for i in $(seq 12); do /tmp/g.test -test.run '^$' -test.bench DeadlinePrecision -test.benchtime 60x; done > p.txt && benchstat p.txt
+//	go test -c -o /tmp/g.test . && for i in $(seq 12); do /tmp/g.test -test.run '^$' -test.bench 'DeadlinePrecision$' -test.benchtime 60x; done > p.txt && benchstat p.txt
 const (
 	precisionConcurrency = 100
 	precisionBudget      = 50 * time.Millisecond
@@ -63,10 +63,31 @@ func (r *precisionRecorder) interceptor(ctx context.Context, req any, _ *grpc.Un
 }
 
 func BenchmarkDeadlinePrecision(b *testing.B) {
-	impls := []*precisionImpl{
-		{name: "grpc", start: startPlainPrecision},
-		{name: "greeter", start: startGreeterPrecision},
-	}
+	runPrecision(b, []*precisionImpl{
+		{name: "grpc", start: precisionPair(plainPrecisionServer, plainPrecisionClient)},
+		{name: "greeter", start: precisionPair(greeterPrecisionServer(), greeterPrecisionClient)},
+	})
+}
+
+// BenchmarkDeadlinePrecisionParts is BenchmarkDeadlinePrecision with one
+// side of greeter at a time against plain grpc-go, and greeter's server
+// without its stream workers, to tell where a difference comes from
+// (docs/deadlines.md §11):
+//
+//	go test -c -o /tmp/g.test . && for i in $(seq 20); do /tmp/g.test -test.run '^$' -test.bench DeadlinePrecisionParts -test.benchtime 40x; done > parts.txt && benchstat parts.txt
+func BenchmarkDeadlinePrecisionParts(b *testing.B) {
+	runPrecision(b, []*precisionImpl{
+		{name: "grpc", start: precisionPair(plainPrecisionServer, plainPrecisionClient)},
+		{name: "greeter-server", start: precisionPair(greeterPrecisionServer(), plainPrecisionClient)},
+		{name: "greeter-server-no-workers", start: precisionPair(greeterPrecisionServer(greeter.WithGRPCServerOptions(grpc.NumStreamWorkers(0))), plainPrecisionClient)},
+		{name: "greeter-client", start: precisionPair(plainPrecisionServer, greeterPrecisionClient)},
+	})
+}
+
+// runPrecision runs b.N waves of each of impls, in turn, and reports each
+// one's percentiles and, for each after the first, their ratios to the
+// first's in the same run.
+func runPrecision(b *testing.B, impls []*precisionImpl) {
 	// Set up in a random order: whichever was set up second measured up to
 	// 10% later in either role, so runs with both orders even that out.
 	setup := slices.Clone(impls)
@@ -83,8 +104,8 @@ func BenchmarkDeadlinePrecision(b *testing.B) {
 	}
 	b.ResetTimer()
 	for n := range b.N {
-		// Waves alternate between the two, in turn first, so that a
-		// change of load on the machine weighs on both alike.
+		// Waves rotate, each in turn first, so that a change of load on
+		// the machine weighs on all alike.
 		for k := range impls {
 			impls[(n+k)%len(impls)].wave(b)
 		}
@@ -94,13 +115,16 @@ func BenchmarkDeadlinePrecision(b *testing.B) {
 		impl.p50Late, impl.p99Late = report(b, impl.name+"-late", impl.late)
 		impl.p50Lag, impl.p99Lag = report(b, impl.name+"-lag", impl.rec.lag)
 	}
-	// The ratios within this run, where the machine's state weighed on both
+	// The ratios within this run, where the machine's state weighed on all
 	// alike: benchstat over several runs gives their median and spread.
-	g, p := impls[1], impls[0]
-	b.ReportMetric(g.p50Late/p.p50Late, "late-p50-greeter/grpc")
-	b.ReportMetric(g.p99Late/p.p99Late, "late-p99-greeter/grpc")
-	b.ReportMetric(g.p50Lag/p.p50Lag, "lag-p50-greeter/grpc")
-	b.ReportMetric(g.p99Lag/p.p99Lag, "lag-p99-greeter/grpc")
+	base := impls[0]
+	for _, impl := range impls[1:] {
+		vs := impl.name + "/" + base.name
+		b.ReportMetric(impl.p50Late/base.p50Late, "late-p50-"+vs)
+		b.ReportMetric(impl.p99Late/base.p99Late, "late-p99-"+vs)
+		b.ReportMetric(impl.p50Lag/base.p50Lag, "lag-p50-"+vs)
+		b.ReportMetric(impl.p99Lag/base.p99Lag, "lag-p99-"+vs)
+	}
 }
 
 type precisionImpl struct {
@@ -175,59 +199,78 @@ func (ctxWaitingGreeter) SayHello(ctx context.Context, _ *greeterpb.HelloRequest
 	return nil, awaitEnd(ctx)
 }
 
-func startPlainPrecision(b *testing.B, rec *precisionRecorder) func(context.Context, string) error {
+// precisionPair starts a server and a client of it for an implementation
+// of BenchmarkDeadlinePrecision.
+func precisionPair(
+	server func(b *testing.B, rec *precisionRecorder) string,
+	client func(b *testing.B, addr string) func(context.Context, string) error,
+) func(*testing.B, *precisionRecorder) func(context.Context, string) error {
+	return func(b *testing.B, rec *precisionRecorder) func(context.Context, string) error {
+		call := client(b, server(b, rec))
+		return func(ctx context.Context, name string) error {
+			if ctx.Done() == nil { // the warm-up
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, precisionBudget)
+				defer cancel()
+				rec.deadlines[0], _ = ctx.Deadline()
+			}
+			return call(ctx, name)
+		}
+	}
+}
+
+func plainPrecisionServer(b *testing.B, rec *precisionRecorder) string {
 	srv := grpc.NewServer(grpc.UnaryInterceptor(rec.interceptor))
 	greeterpb.RegisterGreeterServer(srv, ctxWaitingGreeter{})
 	lis := listenLocal(b)
 	go srv.Serve(lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	b.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+func greeterPrecisionServer(opts ...greeter.ServerOption) func(*testing.B, *precisionRecorder) string {
+	return func(b *testing.B, rec *precisionRecorder) string {
+		srv, err := greeter.NewServer(append([]greeter.ServerOption{
+			greeter.WithUnaryServerInterceptor(rec.interceptor),
+			// The handler's work, as in the plain server, inside
+			// greeter's deadline guard.
+			greeter.WithHandlerHook(func(ctx context.Context, _ string) error { return awaitEnd(ctx) }),
+			greeter.WithServerDeadlines(greeter.DeadlinePolicy{}),
+		}, opts...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lis := listenLocal(b)
+		go srv.Serve(lis)
+		b.Cleanup(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			srv.Shutdown(ctx)
+		})
+		return lis.Addr().String()
+	}
+}
+
+func plainPrecisionClient(b *testing.B, addr string) func(context.Context, string) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { conn.Close(); srv.Stop() })
+	b.Cleanup(func() { conn.Close() })
 	c := greeterpb.NewGreeterClient(conn)
 	return func(ctx context.Context, name string) error {
-		if ctx.Done() == nil { // the warm-up
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, precisionBudget)
-			defer cancel()
-			rec.deadlines[0], _ = ctx.Deadline()
-		}
 		_, err := c.SayHello(ctx, &greeterpb.HelloRequest{Name: name})
 		return err
 	}
 }
 
-func startGreeterPrecision(b *testing.B, rec *precisionRecorder) func(context.Context, string) error {
-	srv, err := greeter.NewServer(
-		greeter.WithUnaryServerInterceptor(rec.interceptor),
-		// The handler's work, as in the plain server, inside greeter's
-		// deadline guard.
-		greeter.WithHandlerHook(func(ctx context.Context, _ string) error { return awaitEnd(ctx) }),
-		greeter.WithServerDeadlines(greeter.DeadlinePolicy{}),
-	)
+func greeterPrecisionClient(b *testing.B, addr string) func(context.Context, string) error {
+	c, err := greeter.NewClient(addr, greeter.WithInsecure())
 	if err != nil {
 		b.Fatal(err)
 	}
-	lis := listenLocal(b)
-	go srv.Serve(lis)
-	c, err := greeter.NewClient(lis.Addr().String(), greeter.WithInsecure())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		c.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		srv.Shutdown(ctx)
-	})
+	b.Cleanup(func() { c.Close() })
 	return func(ctx context.Context, name string) error {
-		if ctx.Done() == nil {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, precisionBudget)
-			defer cancel()
-			rec.deadlines[0], _ = ctx.Deadline()
-		}
 		_, err := c.SayHello(ctx, name)
 		return err
 	}
