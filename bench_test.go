@@ -261,7 +261,8 @@ func BenchmarkUnaryParallel(b *testing.B) {
 	})
 }
 
-// parallelCalls times GOMAXPROCS callers making SayHello calls on c.
+// parallelCalls times GOMAXPROCS callers (times b's parallelism) making
+// SayHello calls on c.
 func parallelCalls(b *testing.B, ctx context.Context, c benchClient) {
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -563,17 +564,8 @@ func BenchmarkTuning(b *testing.B) {
 			c, _ := start(b)
 			ctx := benchContext(b)
 			warm(b, ctx, c)
-			b.ReportAllocs()
 			b.SetParallelism(max(1, 50/runtime.GOMAXPROCS(0)))
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := c.sayHello(ctx); err != nil {
-						b.Errorf("SayHello: %v", err)
-						return
-					}
-				}
-			})
+			parallelCalls(b, ctx, c)
 		})
 		b.Run("knob="+k.name+"/mode=bidi", func(b *testing.B) {
 			c, _ := start(b)
