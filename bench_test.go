@@ -89,7 +89,7 @@ var benchImpls = []benchImpl{
 	// grpc-go given the tuned server options greeter starts with: the
 	// difference between it and greeter is the wrapper's own cost.
 	{"grpc-go-tuned", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
-		return startPlain(b, lis, target, dopts, grpc.NumStreamWorkers(uint32(16*runtime.GOMAXPROCS(0)))) // as tuning.go
+		return startPlain(b, lis, target, dopts, grpc.NumStreamWorkers(uint32(greeter.StreamWorkersPerCPU*runtime.GOMAXPROCS(0))))
 	}},
 	{"greeter", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
 		return startGreeter(b, lis, target, dopts)

@@ -7,3 +7,7 @@ import "context"
 func WithHandlerHook(hook func(ctx context.Context, method string) error) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.hook = true, hook })
 }
+
+// StreamWorkersPerCPU is the stream-worker default, for tests and
+// benchmarks that match or outnumber it.
+const StreamWorkersPerCPU = streamWorkersPerCPU

@@ -16,7 +16,7 @@ import (
 func TestStreamsOutnumberWorkers(t *testing.T) {
 	ctx := testContext(t)
 	c := newClient(t, newServer(t))
-	streams := 16*runtime.GOMAXPROCS(0) + 2 // the workers are 16 per CPU (tuning.go)
+	streams := greeter.StreamWorkersPerCPU*runtime.GOMAXPROCS(0) + 2
 	for i := range streams {
 		// Each stream's handler stays in Recv until the test ends.
 		s, err := c.SayHelloBidiStream(ctx)
