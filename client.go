@@ -69,6 +69,8 @@ type Client struct {
 	grpcRetries bool
 	// Full method names, computed once for the configured service name.
 	sayHello, sayHelloAgain, streamReply, bidi string
+	// statuses are the statuses of the client's DeadlineErrors.
+	statuses statusCache
 }
 
 // NewClient builds a Client for target, a gRPC target such as

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -148,62 +150,85 @@ type DeadlineError struct {
 	Detail string
 
 	err error
-	// st caches GRPCStatus: status.Code(err) calls it, often, and the
-	// message takes formatting.
+	// st caches GRPCStatus: status.Code(err) calls it, often.
 	st atomic.Pointer[status.Status]
+	// statuses is the Client's, to share statuses between errors; nil
+	// builds each error its own.
+	statuses *statusCache
 }
 
 // Error explains the end of the call in one line: "deadline exceeded after
 // 100ms (budget 100ms from caller's context) on the server; 1 attempt, last:
 // DeadlineExceeded".
 func (e *DeadlineError) Error() string {
-	var b strings.Builder
-	b.Grow(160 + len(e.Detail)) // one allocation for the usual message
+	var buf [256]byte
+	return string(e.appendExplanation(buf[:0], true))
+}
+
+// appendExplanation appends the explanation to b, with the time the call
+// took when elapsed is set. Plain appends, not fmt: status.Code(err) asks
+// for the explanation, in every deadline storm.
+func (e *DeadlineError) appendExplanation(b []byte, elapsed bool) []byte {
 	if e.Code == codes.Canceled {
-		b.WriteString("canceled")
+		b = append(b, "canceled"...)
 	} else {
-		b.WriteString("deadline exceeded")
+		b = append(b, "deadline exceeded"...)
 	}
 	if e.Phase == PhaseBeforeSend {
 		switch {
 		case e.Code == codes.Canceled:
-			b.WriteString(" before send: the context was canceled before the call")
+			b = append(b, " before send: the context was canceled before the call"...)
 		case e.Source != SourceNone:
-			fmt.Fprintf(&b, " before send: the deadline from %v had passed %v before the call", e.Source, round(-e.Budget))
+			b = append(b, " before send: the deadline from "...)
+			b = append(b, e.Source.String()...)
+			b = append(b, " had passed "...)
+			b = appendDuration(b, -e.Budget)
+			b = append(b, " before the call"...)
 		}
-		b.WriteString("; 0 attempts")
-		return b.String()
+		return append(b, "; 0 attempts"...)
 	}
-	// Plain appends, not fmt: status.Code(err) builds this message.
-	b.WriteString(" after ")
-	b.WriteString(round(e.Elapsed).String())
+	if elapsed {
+		b = append(b, " after "...)
+		b = appendDuration(b, e.Elapsed)
+	}
 	if e.Source != SourceNone {
-		b.WriteString(" (budget ")
-		b.WriteString(round(e.Budget).String())
-		b.WriteString(" from ")
-		b.WriteString(e.Source.String())
-		b.WriteString(")")
+		b = append(b, " (budget "...)
+		b = appendDuration(b, e.Budget)
+		b = append(b, " from "...)
+		b = append(b, e.Source.String()...)
+		b = append(b, ')')
 	} else {
-		b.WriteString(" (no deadline)")
+		b = append(b, " (no deadline)"...)
 	}
-	b.WriteString(" ")
-	b.WriteString(e.Phase.String())
+	b = append(b, ' ')
+	b = append(b, e.Phase.String()...)
 	if e.Detail != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Detail)
+		b = append(b, ": "...)
+		b = append(b, e.Detail...)
 	}
-	b.WriteString("; ")
-	b.WriteString(strconv.Itoa(e.Attempts))
+	b = append(b, "; "...)
+	b = strconv.AppendInt(b, int64(e.Attempts), 10)
 	if e.Attempts == 1 {
-		b.WriteString(" attempt, last: ")
+		b = append(b, " attempt, last: "...)
 	} else {
-		b.WriteString(" attempts, last: ")
+		b = append(b, " attempts, last: "...)
 	}
-	b.WriteString(e.LastCode.String())
+	b = append(b, e.LastCode.String()...)
 	if e.GRPCRetries {
-		b.WriteString(" (grpc's retry policy may have retried within it)")
+		b = append(b, " (grpc's retry policy may have retried within it)"...)
 	}
-	return b.String()
+	return b
+}
+
+// appendDuration appends round(d) as d.String() would, without its
+// allocation in the usual case, a whole number of milliseconds under a
+// second.
+func appendDuration(b []byte, d time.Duration) []byte {
+	d = round(d)
+	if d%time.Millisecond == 0 && d > -time.Second && d < time.Second && d != 0 {
+		return append(strconv.AppendInt(b, int64(d/time.Millisecond), 10), "ms"...)
+	}
+	return append(b, d.String()...)
 }
 
 // round keeps explanations readable: milliseconds are precise enough to say
@@ -215,23 +240,84 @@ func round(d time.Duration) time.Duration {
 	return d.Round(time.Microsecond)
 }
 
-// GRPCStatus returns the error as a gRPC status with the same code, the
-// explanation as its message and the details of the original status, so
-// that status.Code and status.Convert see through it.
+// GRPCStatus returns the error as a gRPC status with the same code and the
+// details of the original status, so that status.Code and status.Convert see
+// through it. Its message is the explanation of Error without the time the
+// call took ("deadline exceeded (budget 100ms from caller's context) on the
+// server; 1 attempt, last: DeadlineExceeded"): calls that ended alike share
+// one message, which logs can group, and a Client builds each such status
+// once, so that status.Code(err), asked of every failed call, allocates
+// nothing when many calls miss their deadline at once.
 func (e *DeadlineError) GRPCStatus() *status.Status {
 	if st := e.st.Load(); st != nil {
 		return st
 	}
-	var st *status.Status
-	if orig := status.Convert(e.err); len(orig.Details()) == 0 {
-		st = status.New(e.Code, e.Error()) // no proto clone
-	} else {
+	orig := status.Convert(e.err)
+	if len(orig.Details()) > 0 {
 		p := orig.Proto()
 		p.Code = int32(e.Code)
-		p.Message = e.Error()
-		st = status.FromProto(p)
+		p.Message = string(e.appendExplanation(nil, false))
+		st := status.FromProto(p)
+		e.st.Store(st)
+		return st
 	}
+	st := e.statuses.get(e)
 	e.st.Store(st)
+	return st
+}
+
+// statusCache holds the statuses of a Client's DeadlineErrors, by what their
+// message says. Reads take no lock: the map is replaced, never changed.
+type statusCache struct {
+	m  atomic.Pointer[map[statusKey]*status.Status]
+	mu sync.Mutex // for writers
+}
+
+// statusCacheSize bounds a Client's statusCache: messages that carry a
+// server's varying text are built anew once it is full.
+const statusCacheSize = 128
+
+// statusKey is what a DeadlineError's status message is made of.
+type statusKey struct {
+	code, lastCode codes.Code
+	budget         time.Duration // rounded as the message shows it
+	source         DeadlineSource
+	phase          Phase
+	attempts       int
+	grpcRetries    bool
+	detail         string
+}
+
+// get returns the status for e, built once per distinct message while
+// there is room; a nil cache builds it every time.
+func (c *statusCache) get(e *DeadlineError) *status.Status {
+	if c == nil {
+		return status.New(e.Code, string(e.appendExplanation(nil, false)))
+	}
+	k := statusKey{
+		code: e.Code, lastCode: e.LastCode, budget: round(e.Budget), source: e.Source, phase: e.Phase,
+		attempts: e.Attempts, grpcRetries: e.GRPCRetries, detail: e.Detail,
+	}
+	if m := c.m.Load(); m != nil {
+		if st, ok := (*m)[k]; ok {
+			return st
+		}
+	}
+	st := status.New(e.Code, string(e.appendExplanation(nil, false)))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := map[statusKey]*status.Status{}
+	if old := c.m.Load(); old != nil {
+		if st, ok := (*old)[k]; ok {
+			return st // built meanwhile
+		}
+		if len(*old) >= statusCacheSize {
+			return st
+		}
+		m = maps.Clone(*old)
+	}
+	m[k] = st
+	c.m.Store(&m)
 	return st
 }
 
@@ -470,6 +556,7 @@ func (c *Client) explain(ctx context.Context, cs *callState, err error) error {
 		Attempts: cs.attempts,
 		LastCode: cs.lastCode,
 		err:      err,
+		statuses: &c.statuses,
 	}
 	if e.Attempts <= 1 {
 		e.LastCode = code
@@ -644,6 +731,7 @@ func (s *deadlineStream) explain(err error) error {
 			LastCode: codes.DeadlineExceeded, // grpc says Canceled: we ended it
 			Detail:   fmt.Sprintf("no message for %v", s.idle),
 			err:      err,
+			statuses: &s.c.statuses,
 		}
 	}
 	return explainUnimplemented(s.c.explain(s.ctx, &s.cs, err), s.cs.method)

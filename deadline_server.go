@@ -384,6 +384,14 @@ func (g *guard) checkOverrun(c *guardedCall) {
 }
 
 func (g *guard) handlerReturned(c *guardedCall) {
+	if c.unwatch == nil && c.timer.Stop() {
+		// A call with a deadline whose overrun check will now never
+		// run: no need to tell it the handler is done. This is the
+		// usual end, taken by every call at once when many end at
+		// their deadline.
+		g.unlist(c)
+		return
+	}
 	if c.unwatch != nil {
 		c.unwatch()
 	}
@@ -394,6 +402,15 @@ func (g *guard) handlerReturned(c *guardedCall) {
 	// A timer that can no longer be stopped has fired: its check either
 	// counted the call already or, seeing done, leaves it to us.
 	firedUncounted := timer != nil && !timer.Stop() && !counted
+	g.unlist(c)
+	if firedUncounted {
+		g.overruns.Add(1)
+		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", round(time.Since(ended)))
+	}
+}
+
+// unlist takes c off its shard's list of running handlers.
+func (g *guard) unlist(c *guardedCall) {
 	sh := c.shard
 	sh.mu.Lock()
 	if c.prev != nil {
@@ -405,10 +422,6 @@ func (g *guard) handlerReturned(c *guardedCall) {
 		c.next.prev = c.prev
 	}
 	sh.mu.Unlock()
-	if firedUncounted {
-		g.overruns.Add(1)
-		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", round(time.Since(ended)))
-	}
 }
 
 // stuck names the handlers still running, for Shutdown.

@@ -160,8 +160,11 @@ func TestDeadlineErrorContract(t *testing.T) {
 			t.Errorf("err = %q; want it to say %q", err, want)
 		}
 	}
-	if msg := status.Convert(err).Message(); msg != err.Error() {
-		t.Errorf("status message %q; want the explanation %q", msg, err.Error())
+	// The status message is the same explanation without the time taken,
+	// so that calls that end alike share it.
+	elapsed := fmt.Sprintf(" after %v", de.Elapsed.Round(time.Millisecond))
+	if msg, want := status.Convert(err).Message(), strings.Replace(err.Error(), elapsed, "", 1); msg != want || strings.Contains(msg, " after ") {
+		t.Errorf("status message %q; want the explanation without the time taken, %q", msg, want)
 	}
 }
 
@@ -764,5 +767,26 @@ func TestStreamServerCap(t *testing.T) {
 	de := deadlineError(t, err, codes.DeadlineExceeded)
 	if de.Source != greeter.SourceServerCap || de.Budget != 100*time.Millisecond {
 		t.Errorf("Source %v, Budget %v; want server's cap, 100ms (%v)", de.Source, de.Budget, err)
+	}
+}
+
+// Calls that end alike share one status, built once: status.Code on the
+// next such error formats and allocates nothing, which matters when many
+// calls miss their deadline at once.
+func TestDeadlineErrorStatusShared(t *testing.T) {
+	c := newClient(t, newServer(t, greeter.WithDelay(workForever)))
+	var errs []error
+	for range 2 {
+		ctx, cancel := context.WithTimeout(testContext(t), 20*time.Millisecond)
+		_, err := c.SayHello(ctx, "you")
+		cancel()
+		deadlineError(t, err, codes.DeadlineExceeded)
+		errs = append(errs, err)
+	}
+	if a, b := status.Convert(errs[0]), status.Convert(errs[1]); a != b {
+		t.Errorf("two calls that ended alike have statuses %p %q and %p %q; want one shared", a, a.Message(), b, b.Message())
+	}
+	if got := status.Code(errs[1]); got != codes.DeadlineExceeded {
+		t.Errorf("status.Code = %v; want DeadlineExceeded", got)
 	}
 }

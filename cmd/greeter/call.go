@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -74,8 +75,13 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printMetadata(stderr, "trailer", trailer)
 	}
 	if err != nil {
-		st := status.Convert(err)
-		fmt.Fprintf(stderr, "%s: %s\n", st.Code(), st.Message())
+		// A DeadlineError's own text also says how long the call took,
+		// which its status message leaves out.
+		msg := status.Convert(err).Message()
+		if de := (*greeter.DeadlineError)(nil); errors.As(err, &de) {
+			msg = de.Error()
+		}
+		fmt.Fprintf(stderr, "%s: %s\n", status.Code(err), msg)
 		return 1
 	}
 	if !*deadlines.stream {
