@@ -464,27 +464,25 @@ func (g *guard) finish(ctx context.Context, ctxErr error, method string, b budge
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Canceled && st.Code() != codes.DeadlineExceeded && st.Code() != codes.Unknown {
 		return err // the handler's own answer
 	}
-	// Many calls can end together: with logging off, build nothing.
+	// Many calls can end together: with logging off, build nothing and
+	// read no clock. ctxErr is the handler context's own Err: one of the
+	// two context errors, unwrapped.
 	logOn := g.logger.Enabled(ctx, slog.LevelInfo)
-	elapsed := round(time.Since(call.start))
-	if !errors.Is(ctxErr, context.DeadlineExceeded) && g.stopping.Load() {
-		if logOn {
-			g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by shutdown",
-				slog.String("method", method), slog.Duration("after", elapsed))
+	if ctxErr != context.DeadlineExceeded {
+		msg, st := "call canceled by the caller", errCallerCanceled
+		if g.stopping.Load() {
+			msg, st = "call canceled by shutdown", errShuttingDown
 		}
-		return errShuttingDown
-	}
-	if !errors.Is(ctxErr, context.DeadlineExceeded) {
 		if logOn {
-			g.logger.LogAttrs(ctx, slog.LevelInfo, "call canceled by the caller",
-				slog.String("method", method), slog.Duration("after", elapsed))
+			g.logger.LogAttrs(ctx, slog.LevelInfo, msg,
+				slog.String("method", method), slog.Duration("after", round(time.Since(call.start))))
 		}
-		return errCallerCanceled
+		return st
 	}
 	if logOn {
 		g.logger.LogAttrs(ctx, slog.LevelInfo, "deadline exceeded",
 			slog.String("method", method), slog.String("budget_from", b.source),
-			slog.Duration("budget", round(b.deadline.Sub(call.start))), slog.Duration("after", elapsed))
+			slog.Duration("budget", round(b.deadline.Sub(call.start))), slog.Duration("after", round(time.Since(call.start))))
 	}
 	if b.capped > 0 && ctx.Err() == nil {
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: the server's cap of %v for %s ran out", b.capped, method)).
