@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"sync"
@@ -26,7 +27,10 @@ import (
 // handler saw its context end minus the same deadline. Each run also reports
 // greeter's percentiles as ratios to grpc-go's in the same run. Run with:
 //
-//	go test -c -o /tmp/g.test . && for i in $(seq 12); do /tmp/g.test -test.run '^$' -test.bench 'DeadlinePrecision$' -test.benchtime 60x; done > p.txt && benchstat p.txt
+//	go test -c -o /tmp/g.test . && for i in $(seq 16); do /tmp/g.test -test.run '^$' -test.bench 'DeadlinePrecision$' -test.benchtime 60x; done > p.txt && benchstat p.txt
+//
+// With -test.trace, bench/expirycpu reads where the CPU went around the
+// deadlines, which is what decides the percentiles (docs/deadlines.md §11).
 const (
 	precisionConcurrency = 100
 	precisionBudget      = 50 * time.Millisecond
@@ -150,6 +154,11 @@ func (p *precisionImpl) wave(b *testing.B) {
 	for i := range precisionConcurrency {
 		ctx, cancel := context.WithTimeout(context.Background(), precisionBudget)
 		dl, _ := ctx.Deadline()
+		if i == 0 && trace.IsEnabled() {
+			// Under -test.trace, mark where the wave's first deadline
+			// falls, for bench/expirycpu.
+			trace.Log(ctx, "precision-wave", p.name+" "+strconv.FormatInt(int64(time.Until(dl)), 10))
+		}
 		p.rec.mu.Lock()
 		p.rec.deadlines[i] = dl
 		p.rec.mu.Unlock()
@@ -167,6 +176,9 @@ func (p *precisionImpl) wave(b *testing.B) {
 	}
 	wg.Wait()
 	p.rec.ended.Wait()
+	if trace.IsEnabled() {
+		trace.Log(context.Background(), "precision-wave", "end")
+	}
 }
 
 // report reports the p50 and p99 of d, in µs, and returns them.
