@@ -25,8 +25,9 @@ const streamWorkersPerCPU = 16
 // always busy and the server paid 5% more CPU per call than plain grpc-go;
 // 16 per CPU cost 6-11% less than plain grpc-go there (bench/servercpu) and
 // as little in process. Idle workers cost only their stacks, a few KiB each.
-// BenchmarkDeadlinePrecision hints, within its noise, that they may end
-// calls at their deadline a few percent later (docs/deadlines.md §11).
+// BenchmarkDeadlinePrecision once hinted, within its noise, that they end
+// calls at their deadline a few percent later; the CPU spent around the
+// deadlines (bench/expirycpu) shows no such cost (docs/deadlines.md §11).
 // grpc-go marks the option experimental;
 // WithGRPCServerOptions(grpc.NumStreamWorkers(0)) turns it off.
 //
