@@ -306,7 +306,7 @@ func (c *statusCache) get(e *DeadlineError) *status.Status {
 	st := status.New(e.Code, string(e.appendExplanation(nil, false)))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := map[statusKey]*status.Status{}
+	var m map[statusKey]*status.Status
 	if old := c.m.Load(); old != nil {
 		if st, ok := (*old)[k]; ok {
 			return st // built meanwhile
@@ -315,6 +315,8 @@ func (c *statusCache) get(e *DeadlineError) *status.Status {
 			return st
 		}
 		m = maps.Clone(*old)
+	} else {
+		m = make(map[statusKey]*status.Status)
 	}
 	m[k] = st
 	c.m.Store(&m)
