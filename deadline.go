@@ -246,8 +246,8 @@ func round(d time.Duration) time.Duration {
 // call took ("deadline exceeded (budget 100ms from caller's context) on the
 // server; 1 attempt, last: DeadlineExceeded"): calls that ended alike share
 // one message, which logs can group, and a Client builds each such status
-// once, so that status.Code(err), asked of every failed call, allocates
-// nothing when many calls miss their deadline at once.
+// once, so that status.Code(err), asked of every failed call, builds no
+// status when many calls miss their deadline at once.
 func (e *DeadlineError) GRPCStatus() *status.Status {
 	if st := e.st.Load(); st != nil {
 		return st

@@ -771,8 +771,8 @@ func TestStreamServerCap(t *testing.T) {
 }
 
 // Calls that end alike share one status, built once: status.Code on the
-// next such error formats and allocates nothing, which matters when many
-// calls miss their deadline at once.
+// next such error builds none, which matters when many calls miss their
+// deadline at once.
 func TestDeadlineErrorStatusShared(t *testing.T) {
 	// The client's default timeout gives both calls the same budget to
 	// the nanosecond; a caller's context's budget is what is left of it
