@@ -461,7 +461,7 @@ func (g *guard) finish(ctx context.Context, ctxErr error, method string, b budge
 	if err == nil || ctxErr == nil {
 		return err
 	}
-	if st, ok := status.FromError(err); ok && st.Code() != codes.Canceled && st.Code() != codes.DeadlineExceeded && st.Code() != codes.Unknown {
+	if code := status.Code(err); code != codes.Canceled && code != codes.DeadlineExceeded && code != codes.Unknown {
 		return err // the handler's own answer
 	}
 	// Many calls can end together: with logging off, build nothing and

@@ -421,13 +421,20 @@ func TestServerSaysDeadlineExceeded(t *testing.T) {
 }
 
 // TestOverrunDetected checks that a handler ignoring its context is counted
-// and named grace after its deadline.
+// and named grace after its deadline, and counted once only when it
+// returns at last.
 func TestOverrunDetected(t *testing.T) {
 	ctx := testContext(t)
 	logs := newLogRecorder()
 	release := make(chan struct{})
+	returned := make(chan struct{})
 	hook := greeter.WithHandlerHook(func(context.Context, string) error { <-release; return nil }) // ignores its context
-	srv := newServer(t, hook, greeter.WithLogger(logs.logger()), greeter.WithOverrunGrace(20*time.Millisecond))
+	// Outside the guard: runs once the guard has seen the handler return.
+	after := greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		defer close(returned)
+		return h(ctx, req)
+	})
+	srv := newServer(t, hook, after, greeter.WithLogger(logs.logger()), greeter.WithOverrunGrace(20*time.Millisecond))
 	c := newClient(t, srv)
 	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
@@ -441,6 +448,10 @@ func TestOverrunDetected(t *testing.T) {
 		t.Errorf("Overruns() = %d; want 1", n)
 	}
 	close(release)
+	<-returned
+	if n := srv.Server.Overruns(); n != 1 {
+		t.Errorf("after the handler returned, Overruns() = %d; want still 1", n)
+	}
 }
 
 // TestOverrunAfterCallerLeft checks that a handler ignoring a call without
