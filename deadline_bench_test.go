@@ -73,6 +73,18 @@ func BenchmarkDeadlinePrecision(b *testing.B) {
 	})
 }
 
+// BenchmarkDeadlinePrecisionControl is BenchmarkDeadlinePrecision with
+// plain grpc-go on both sides of the comparison: its ratios, which should be
+// 1, show how far the benchmark itself can move them (docs/deadlines.md §11):
+//
+//	go test -c -o /tmp/g.test . && for i in $(seq 24); do /tmp/g.test -test.run '^$' -test.bench DeadlinePrecisionControl -test.benchtime 60x; done > control.txt && benchstat control.txt
+func BenchmarkDeadlinePrecisionControl(b *testing.B) {
+	runPrecision(b, []*precisionImpl{
+		{name: "grpc", start: precisionPair(plainPrecisionServer, plainPrecisionClient)},
+		{name: "grpc-again", start: precisionPair(plainPrecisionServer, plainPrecisionClient)},
+	})
+}
+
 // BenchmarkDeadlinePrecisionParts is BenchmarkDeadlinePrecision with one
 // side of greeter at a time against plain grpc-go, and greeter's server
 // without its stream workers, to tell where a difference comes from
