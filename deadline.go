@@ -387,8 +387,14 @@ func WithPerAttemptTimeout(d time.Duration, maxAttempts int) ClientOption {
 // WithStreamIdleTimeout ends a stream on which no message has been sent or
 // received for d, with DeadlineExceeded and a [DeadlineError] whose Source is
 // [SourceStreamIdle]. Each message resets the clock, so a long stream that
-// keeps moving needs no whole-stream deadline. The default is no idle
-// timeout.
+// keeps moving needs no whole-stream deadline. It applies to every stream,
+// with a deadline or not; a d of zero turns idle timeouts off, the default
+// one included.
+//
+// By default a stream whose context has no deadline gets the client's
+// default timeout ([WithDefaultTimeout], [DefaultTimeout]) as its idle
+// timeout, so that no call runs unbounded unless the importer opts out; a
+// stream with a deadline gets none.
 func WithStreamIdleTimeout(d time.Duration) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) { c.deadline.streamIdle, c.deadline.streamIdleSet = d, true })
 }
@@ -415,8 +421,8 @@ func (o *deadlineOptions) validate() error {
 			o.maxAttempts = DefaultMaxAttempts
 		}
 	}
-	if o.streamIdleSet && o.streamIdle <= 0 {
-		return fmt.Errorf("greeter: WithStreamIdleTimeout(%v): must be positive", o.streamIdle)
+	if o.streamIdleSet && o.streamIdle < 0 {
+		return fmt.Errorf("greeter: WithStreamIdleTimeout(%v): must not be negative (0 turns idle timeouts off)", o.streamIdle)
 	}
 	return nil
 }
@@ -651,10 +657,17 @@ type helloStream struct {
 // timeout, and explained errors on NewStream and RecvMsg.
 func (c *Client) newStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts []grpc.CallOption) (*grpc.GenericClientStream[greeterpb.HelloRequest, greeterpb.HelloReply], error) {
 	cs := callState{start: time.Now(), method: method, source: SourceCaller, attempts: 1}
+	idle := c.deadline.streamIdle
 	if dl, ok := ctx.Deadline(); ok {
 		cs.budget = dl.Sub(cs.start)
 	} else {
 		cs.source = SourceNone
+		if !c.deadline.streamIdleSet {
+			// Unbounded only by the importer's choice: the default
+			// timeout, which a whole stream would outgrow, bounds its
+			// silences instead.
+			idle = c.timeout
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		cs.phase, cs.attempts = PhaseBeforeSend, 0
@@ -663,7 +676,7 @@ func (c *Client) newStream(ctx context.Context, desc *grpc.StreamDesc, method st
 	hs := &helloStream{ds: deadlineStream{c: c, cs: cs, ctx: ctx}}
 	s := &hs.ds
 	sctx := ctx
-	if idle := c.deadline.streamIdle; idle > 0 {
+	if idle > 0 {
 		var cancel context.CancelCauseFunc
 		sctx, cancel = context.WithCancelCause(ctx)
 		s.idle, s.sctx, s.cancel = idle, sctx, cancel

@@ -762,6 +762,54 @@ func TestStreamIdleTimeout(t *testing.T) {
 	})
 }
 
+// TestStreamDefaultIdleTimeout checks that a stream whose context has no
+// deadline gets the client's default timeout as an idle timeout, that a
+// stream with a deadline does not, and that the importer can opt out.
+func TestStreamDefaultIdleTimeout(t *testing.T) {
+	t.Run("no deadline: the default bounds silences", func(t *testing.T) {
+		c := newClient(t, newServer(t, greeter.WithDelay(workForever)), greeter.WithDefaultTimeout(100*time.Millisecond))
+		// No deadline, but a cancel that ends the test should the
+		// default not bound the stream.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer time.AfterFunc(defaultTestTimeout, cancel).Stop()
+		defer cancel()
+		start := time.Now()
+		stream, err := c.SayHelloStreamReply(ctx, "you")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = stream.Recv()
+		assertWithin(t, "time to idle timeout", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
+		de := deadlineError(t, err, codes.DeadlineExceeded)
+		if de.Source != greeter.SourceStreamIdle || de.Budget != 100*time.Millisecond {
+			t.Errorf("Source %v, Budget %v; want stream idle timeout, 100ms", de.Source, de.Budget)
+		}
+	})
+	// Gaps of 150ms between replies, longer than the 100ms default: only
+	// streams without the default run to their end.
+	slow := greeter.WithDelay(150 * time.Millisecond)
+	for _, tt := range []struct {
+		name string
+		ctx  func(t *testing.T) context.Context
+		opts []greeter.ClientOption
+	}{
+		{"a deadline: no default", testContext, []greeter.ClientOption{greeter.WithDefaultTimeout(100 * time.Millisecond)}},
+		{"opted out with WithDefaultTimeout(0)", bareContext, []greeter.ClientOption{greeter.WithDefaultTimeout(0)}},
+		{"opted out with WithStreamIdleTimeout(0)", bareContext, []greeter.ClientOption{greeter.WithDefaultTimeout(100 * time.Millisecond), greeter.WithStreamIdleTimeout(0)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, newServer(t, slow), tt.opts...)
+			stream, err := c.SayHelloStreamReply(tt.ctx(t), "you")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(recvAll(t, stream)); n != greeter.DefaultStreamReplies {
+				t.Errorf("got %d replies; want %d", n, greeter.DefaultStreamReplies)
+			}
+		})
+	}
+}
+
 // TestStreamServerCap checks the server's cap on a bidi stream whose handler
 // is blocked in Recv, waiting for a client that sends nothing and set no
 // deadline: the cap still ends it.

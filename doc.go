@@ -24,7 +24,8 @@
 //	msg, err := c.SayHello(ctx, "you") // "Hello, you!"
 //
 // Every error a call returns carries a gRPC status: use status.Code(err).
-// A unary call whose context has no deadline gets [DefaultTimeout].
+// A call whose context has no deadline gets [DefaultTimeout]: a unary call
+// as its deadline, a stream as its idle timeout.
 //
 // # Deadlines
 //

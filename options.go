@@ -73,13 +73,16 @@ func WithInsecure() ClientOption {
 }
 
 // DefaultTimeout is the deadline a [Client] gives a unary call whose context
-// has none, unless changed with [WithDefaultTimeout].
+// has none, and the idle timeout it gives such a stream, unless changed with
+// [WithDefaultTimeout].
 const DefaultTimeout = 10 * time.Second
 
 // WithDefaultTimeout sets the deadline given to a unary call whose context has
 // no deadline; the default is [DefaultTimeout]. A deadline the caller set is
-// never lengthened nor shortened by it. A d of zero or less opts out: calls
-// whose context has no deadline then run without one.
+// never lengthened nor shortened by it. A stream whose context has no
+// deadline gets d as its idle timeout instead: it ends after d without a
+// message ([WithStreamIdleTimeout] sets that apart). A d of zero or less opts
+// out: calls whose context has no deadline then run without one.
 func WithDefaultTimeout(d time.Duration) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) { c.timeout = d })
 }

@@ -18,7 +18,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "localhost:50051", "server `address` (any gRPC target)")
 	name := fs.String("name", "world", "name to greet")
 	again := fs.Bool("again", false, "call SayHelloAgain instead of SayHello")
-	timeout := fs.Duration("timeout", time.Second, "deadline for the call (0: none of ours; a unary call then gets the client's default of 10s, a --stream none)")
+	timeout := fs.Duration("timeout", time.Second, "deadline for the call (0: none of ours; a unary call then gets the client's default of 10s, a --stream ends after 10s without a message)")
 	service := fs.String("service", greeter.ServiceName, "service name to call: Greeter or helloworld.Greeter")
 	var headers headerFlag
 	fs.Var(&headers, "header", "request header `key=value`, repeatable (base64 value for keys ending in -bin)")

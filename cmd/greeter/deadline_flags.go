@@ -62,7 +62,7 @@ func addCallDeadlineFlags(fs *flag.FlagSet) *callDeadlineFlags {
 		perAttempt:   fs.Duration("per-attempt-timeout", 0, "give each attempt at most this and retry one that runs out (0: one attempt)"),
 		attempts:     fs.Int("attempts", greeter.DefaultMaxAttempts, "with --per-attempt-timeout, attempts in all"),
 		stream:       fs.Bool("stream", false, "call SayHelloStreamReply and print each reply"),
-		idle:         fs.Duration("idle-timeout", 0, "with --stream, end the stream after this long without a message (0: none)"),
+		idle:         fs.Duration("idle-timeout", 0, "with --stream, end the stream after this long without a message (0: the client's default, 10s for a stream with no deadline, else none)"),
 	}
 }
 
