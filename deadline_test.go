@@ -760,6 +760,12 @@ func TestStreamIdleTimeout(t *testing.T) {
 			t.Errorf("Source %v, Budget %v; want stream idle timeout, 100ms", de.Source, de.Budget)
 		}
 	})
+	t.Run("negative is refused", func(t *testing.T) {
+		_, err := greeter.NewClient("localhost:1", greeter.WithInsecure(), greeter.WithStreamIdleTimeout(-time.Second))
+		if err == nil || !strings.Contains(err.Error(), "WithStreamIdleTimeout(-1s)") {
+			t.Errorf("NewClient(WithStreamIdleTimeout(-1s)) error = %v; want one naming the option", err)
+		}
+	})
 }
 
 // TestStreamDefaultIdleTimeout checks that a stream whose context has no
