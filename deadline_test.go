@@ -124,6 +124,18 @@ func assertWithin(t *testing.T, what string, got, lo, hi time.Duration) {
 	}
 }
 
+// assertRecvDeadline asserts that recv, the first receive of a stream
+// opened at start, ends in DeadlineExceeded after budget from source.
+func assertRecvDeadline(t *testing.T, recv func() error, start time.Time, source greeter.DeadlineSource, budget time.Duration) {
+	t.Helper()
+	err := recv()
+	assertWithin(t, "time to DeadlineExceeded", time.Since(start), budget, budget)
+	de := deadlineError(t, err, codes.DeadlineExceeded)
+	if de.Source != source || de.Budget != budget {
+		t.Errorf("Source %v, Budget %v; want %v, %v (%v)", de.Source, de.Budget, source, budget, err)
+	}
+}
+
 // countCalls is a server interceptor counting the calls that reach the
 // server.
 func countCalls(n *atomic.Int64) greeter.ServerOption {
@@ -753,12 +765,7 @@ func TestStreamIdleTimeout(t *testing.T) {
 		if err := stream.Send(&greeterpb.HelloRequest{Name: "you"}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = stream.Recv()
-		assertWithin(t, "time to idle timeout", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
-		de := deadlineError(t, err, codes.DeadlineExceeded)
-		if de.Source != greeter.SourceStreamIdle || de.Budget != 100*time.Millisecond {
-			t.Errorf("Source %v, Budget %v; want stream idle timeout, 100ms", de.Source, de.Budget)
-		}
+		assertRecvDeadline(t, func() error { _, err := stream.Recv(); return err }, start, greeter.SourceStreamIdle, 100*time.Millisecond)
 	})
 	t.Run("negative is refused", func(t *testing.T) {
 		_, err := greeter.NewClient("localhost:1", greeter.WithInsecure(), greeter.WithStreamIdleTimeout(-time.Second))
@@ -784,12 +791,7 @@ func TestStreamDefaultIdleTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = stream.Recv()
-		assertWithin(t, "time to idle timeout", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
-		de := deadlineError(t, err, codes.DeadlineExceeded)
-		if de.Source != greeter.SourceStreamIdle || de.Budget != 100*time.Millisecond {
-			t.Errorf("Source %v, Budget %v; want stream idle timeout, 100ms", de.Source, de.Budget)
-		}
+		assertRecvDeadline(t, func() error { _, err := stream.Recv(); return err }, start, greeter.SourceStreamIdle, 100*time.Millisecond)
 	})
 	// Gaps of 150ms between replies, longer than the 100ms default: only
 	// streams without the default run to their end.
@@ -827,12 +829,7 @@ func TestStreamServerCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = stream.Recv()
-	assertWithin(t, "time to DeadlineExceeded", time.Since(start), 100*time.Millisecond, 100*time.Millisecond)
-	de := deadlineError(t, err, codes.DeadlineExceeded)
-	if de.Source != greeter.SourceServerCap || de.Budget != 100*time.Millisecond {
-		t.Errorf("Source %v, Budget %v; want server's cap, 100ms (%v)", de.Source, de.Budget, err)
-	}
+	assertRecvDeadline(t, func() error { _, err := stream.Recv(); return err }, start, greeter.SourceServerCap, 100*time.Millisecond)
 }
 
 // Calls that end alike share one status, built once: status.Code on the
