@@ -42,25 +42,40 @@ type precisionRecorder struct {
 	mu        sync.Mutex
 	deadlines []time.Time
 	lag       []time.Duration
-	ended     sync.WaitGroup
+	// sawDeadline counts the handlers whose context said DeadlineExceeded:
+	// with plain grpc-go, those its own timer ended before the client's
+	// RST_STREAM came; greeter's guard says so for a cancellation near
+	// the deadline too.
+	sawDeadline int
+	ended       sync.WaitGroup
 }
 
 type doneAtKey struct{}
+
+// handlerEnd is what awaitEnd notes, in the slot the interceptor puts in ctx.
+type handlerEnd struct {
+	at       time.Time
+	deadline bool // ctx.Err() was DeadlineExceeded
+}
 
 // awaitEnd is the handler's work: wait for the context to end, and note
 // when it did in the slot the interceptor put in ctx.
 func awaitEnd(ctx context.Context) error {
 	<-ctx.Done()
-	*ctx.Value(doneAtKey{}).(*time.Time) = time.Now()
-	return status.FromContextError(ctx.Err()).Err()
+	err := ctx.Err()
+	*ctx.Value(doneAtKey{}).(*handlerEnd) = handlerEnd{at: time.Now(), deadline: err == context.DeadlineExceeded}
+	return status.FromContextError(err).Err()
 }
 
 func (r *precisionRecorder) interceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	var doneAt time.Time
-	resp, err := h(context.WithValue(ctx, doneAtKey{}, &doneAt), req)
+	var end handlerEnd
+	resp, err := h(context.WithValue(ctx, doneAtKey{}, &end), req)
 	i, _ := strconv.Atoi(req.(*greeterpb.HelloRequest).GetName())
 	r.mu.Lock()
-	r.lag = append(r.lag, doneAt.Sub(r.deadlines[i]))
+	r.lag = append(r.lag, end.at.Sub(r.deadlines[i]))
+	if end.deadline {
+		r.sawDeadline++
+	}
 	r.mu.Unlock()
 	r.ended.Done()
 	return resp, err
@@ -117,6 +132,7 @@ func runPrecision(b *testing.B, impls []*precisionImpl) {
 		}
 		impl.rec.ended.Wait()
 		impl.rec.lag = impl.rec.lag[:0]
+		impl.rec.sawDeadline = 0
 	}
 	b.ResetTimer()
 	for n := range b.N {
@@ -130,6 +146,7 @@ func runPrecision(b *testing.B, impls []*precisionImpl) {
 	for _, impl := range impls {
 		impl.p50Late, impl.p99Late = report(b, impl.name+"-late", impl.late)
 		impl.p50Lag, impl.p99Lag = report(b, impl.name+"-lag", impl.rec.lag)
+		b.ReportMetric(100*float64(impl.rec.sawDeadline)/float64(len(impl.rec.lag)), impl.name+"-handler-saw-deadline-%")
 	}
 	// The ratios within this run, where the machine's state weighed on all
 	// alike: benchstat over several runs gives their median and spread.
