@@ -25,7 +25,9 @@ import (
 // each with a 50ms deadline, b.N waves for each, alternating. Lateness is when the client
 // got DeadlineExceeded minus its deadline; cancellation lag is when the
 // handler saw its context end minus the same deadline. Each run also reports
-// greeter's percentiles as ratios to grpc-go's in the same run. Run with:
+// greeter's percentiles as ratios to grpc-go's in the same run, and each
+// implementation's share of handlers whose context said DeadlineExceeded
+// rather than Canceled. Run with:
 //
 //	go test -c -o /tmp/g.test . && for i in $(seq 16); do /tmp/g.test -test.run '^$' -test.bench 'DeadlinePrecision$' -test.benchtime 60x; done > p.txt && benchstat p.txt
 //
