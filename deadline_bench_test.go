@@ -25,9 +25,12 @@ import (
 // each with a 50ms deadline, b.N waves for each, alternating. Lateness is when the client
 // got DeadlineExceeded minus its deadline; cancellation lag is when the
 // handler saw its context end minus the same deadline. Each run also reports
-// greeter's percentiles as ratios to grpc-go's in the same run, and each
+// greeter's percentiles as ratios to grpc-go's in the same run, each
 // implementation's share of handlers whose context said DeadlineExceeded
-// rather than Canceled. Run with:
+// rather than Canceled, and the process's CPU time per call during each
+// one's waves, with its in-run ratio: the percentiles are made of that CPU
+// (100 deadlines expire at once on a few cores), and it varies far less
+// from run to run than they do. Run with:
 //
 //	go test -c -o /tmp/g.test . && for i in $(seq 16); do /tmp/g.test -test.run '^$' -test.bench 'DeadlinePrecision$' -test.benchtime 60x; done > p.txt && benchstat p.txt
 //
@@ -149,6 +152,9 @@ func runPrecision(b *testing.B, impls []*precisionImpl) {
 		impl.p50Late, impl.p99Late = report(b, impl.name+"-late", impl.late)
 		impl.p50Lag, impl.p99Lag = report(b, impl.name+"-lag", impl.rec.lag)
 		b.ReportMetric(100*float64(impl.rec.sawDeadline)/float64(len(impl.rec.lag)), impl.name+"-handler-saw-deadline-%")
+		if impl.cpu > 0 {
+			b.ReportMetric(float64(impl.cpu.Microseconds())/float64(b.N*precisionConcurrency), impl.name+"-cpu-µs/call")
+		}
 	}
 	// The ratios within this run, where the machine's state weighed on all
 	// alike: benchstat over several runs gives their median and spread.
@@ -159,6 +165,9 @@ func runPrecision(b *testing.B, impls []*precisionImpl) {
 		b.ReportMetric(impl.p99Late/base.p99Late, "late-p99-"+vs)
 		b.ReportMetric(impl.p50Lag/base.p50Lag, "lag-p50-"+vs)
 		b.ReportMetric(impl.p99Lag/base.p99Lag, "lag-p99-"+vs)
+		if base.cpu > 0 {
+			b.ReportMetric(float64(impl.cpu)/float64(base.cpu), "cpu-"+vs)
+		}
 	}
 }
 
@@ -171,6 +180,9 @@ type precisionImpl struct {
 	late  []time.Duration
 	// The run's percentiles, in µs.
 	p50Late, p99Late, p50Lag, p99Lag float64
+	// cpu is the process's CPU time during the waves, both sides and
+	// the runtime: 0 where processCPU cannot tell.
+	cpu time.Duration
 }
 
 // wave makes precisionConcurrency calls at once and waits for their ends on
@@ -180,6 +192,7 @@ func (p *precisionImpl) wave(b *testing.B) {
 	// middle of a wave: the two implementations share this process, and a
 	// GC falling into one's wave would decide its p99.
 	runtime.GC()
+	cpu0 := processCPU()
 	var wg sync.WaitGroup
 	p.rec.ended.Add(precisionConcurrency)
 	for i := range precisionConcurrency {
@@ -207,6 +220,7 @@ func (p *precisionImpl) wave(b *testing.B) {
 	}
 	wg.Wait()
 	p.rec.ended.Wait()
+	p.cpu += processCPU() - cpu0
 	if trace.IsEnabled() {
 		trace.Log(context.Background(), "precision-wave", "end")
 	}
