@@ -42,9 +42,11 @@ const (
 )
 
 // precisionRecorder matches server-side ends to client-side deadlines by the
-// request's name, which carries the call's index.
+// request's name, which carries the wave's number and the call's index in
+// it (wave*precisionConcurrency + index).
 type precisionRecorder struct {
 	mu        sync.Mutex
+	wave      int // the current wave's number
 	deadlines []time.Time
 	lag       []time.Duration
 	// sawDeadline counts the handlers whose context said DeadlineExceeded:
@@ -52,7 +54,50 @@ type precisionRecorder struct {
 	// RST_STREAM came; greeter's guard says so for a cancellation near
 	// the deadline too.
 	sawDeadline int
-	ended       sync.WaitGroup
+	// ended gets one value per handler of the current wave that ended.
+	ended chan struct{}
+	// missed counts the calls whose handler never ran (see awaitEnds);
+	// only the benchmark's goroutine touches it.
+	missed int
+}
+
+func newPrecisionRecorder() *precisionRecorder {
+	return &precisionRecorder{
+		deadlines: make([]time.Time, precisionConcurrency),
+		ended:     make(chan struct{}, precisionConcurrency),
+	}
+}
+
+// begin starts a wave and returns its number. A handler of an earlier wave
+// that ends from now on is ignored.
+func (r *precisionRecorder) begin() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.wave++
+	for len(r.ended) > 0 {
+		<-r.ended
+	}
+	return r.wave
+}
+
+// awaitEnds waits for n handlers of the current wave to end, once all its
+// calls have returned, and returns how many never did. A handler can miss
+// its wave for good: grpc does not start one for a call whose deadline has
+// passed when the server reads its headers, which a stall of the machine
+// longer than the budget brings about (runs have hung here).
+func (r *precisionRecorder) awaitEnds(n int) (missed int) {
+	// Handlers end within milliseconds of their callers, even in the
+	// storm; a second more is for a machine that stalls.
+	timeout := time.NewTimer(time.Second)
+	defer timeout.Stop()
+	for got := 0; got < n; got++ {
+		select {
+		case <-r.ended:
+		case <-timeout.C:
+			return n - got
+		}
+	}
+	return 0
 }
 
 type doneAtKey struct{}
@@ -75,14 +120,17 @@ func awaitEnd(ctx context.Context) error {
 func (r *precisionRecorder) interceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	var end handlerEnd
 	resp, err := h(context.WithValue(ctx, doneAtKey{}, &end), req)
-	i, _ := strconv.Atoi(req.(*greeterpb.HelloRequest).GetName())
+	n, _ := strconv.Atoi(req.(*greeterpb.HelloRequest).GetName())
 	r.mu.Lock()
-	r.lag = append(r.lag, end.at.Sub(r.deadlines[i]))
+	defer r.mu.Unlock()
+	if n/precisionConcurrency != r.wave {
+		return resp, err // a late handler of a wave given up on
+	}
+	r.lag = append(r.lag, end.at.Sub(r.deadlines[n%precisionConcurrency]))
 	if end.deadline {
 		r.sawDeadline++
 	}
-	r.mu.Unlock()
-	r.ended.Done()
+	r.ended <- struct{}{} // never blocks: one per call of the wave, drained by begin
 	return resp, err
 }
 
@@ -129,15 +177,17 @@ func runPrecision(b *testing.B, impls []*precisionImpl) {
 	setup := slices.Clone(impls)
 	rand.Shuffle(len(setup), func(i, j int) { setup[i], setup[j] = setup[j], setup[i] })
 	for _, impl := range setup {
-		impl.rec = &precisionRecorder{deadlines: make([]time.Time, precisionConcurrency)}
+		impl.rec = newPrecisionRecorder()
 		impl.call = impl.start(b, impl.rec)
-		impl.rec.ended.Add(1)
-		if err := impl.call(context.Background(), "0"); status.Code(err) != codes.DeadlineExceeded {
+		w := impl.rec.begin()
+		if err := impl.call(context.Background(), strconv.Itoa(w*precisionConcurrency)); status.Code(err) != codes.DeadlineExceeded {
 			b.Fatalf("%s warm-up: %v; want DeadlineExceeded", impl.name, err) // also connects
 		}
-		impl.rec.ended.Wait()
+		impl.rec.awaitEnds(1)
+		impl.rec.mu.Lock()
 		impl.rec.lag = impl.rec.lag[:0]
 		impl.rec.sawDeadline = 0
+		impl.rec.mu.Unlock()
 	}
 	b.ResetTimer()
 	for n := range b.N {
@@ -152,6 +202,7 @@ func runPrecision(b *testing.B, impls []*precisionImpl) {
 		impl.p50Late, impl.p99Late = report(b, impl.name+"-late", impl.late)
 		impl.p50Lag, impl.p99Lag = report(b, impl.name+"-lag", impl.rec.lag)
 		b.ReportMetric(100*float64(impl.rec.sawDeadline)/float64(len(impl.rec.lag)), impl.name+"-handler-saw-deadline-%")
+		b.ReportMetric(float64(impl.rec.missed), impl.name+"-handlers-missed")
 		if impl.cpu > 0 {
 			b.ReportMetric(float64(impl.cpu.Microseconds())/float64(b.N*precisionConcurrency), impl.name+"-cpu-µs/call")
 		}
@@ -193,8 +244,8 @@ func (p *precisionImpl) wave(b *testing.B) {
 	// GC falling into one's wave would decide its p99.
 	runtime.GC()
 	cpu0 := processCPU()
+	w := p.rec.begin()
 	var wg sync.WaitGroup
-	p.rec.ended.Add(precisionConcurrency)
 	for i := range precisionConcurrency {
 		ctx, cancel := context.WithTimeout(context.Background(), precisionBudget)
 		dl, _ := ctx.Deadline()
@@ -208,7 +259,7 @@ func (p *precisionImpl) wave(b *testing.B) {
 		p.rec.mu.Unlock()
 		wg.Go(func() {
 			defer cancel()
-			err := p.call(ctx, strconv.Itoa(i))
+			err := p.call(ctx, strconv.Itoa(w*precisionConcurrency+i))
 			now := time.Now()
 			if status.Code(err) != codes.DeadlineExceeded {
 				b.Errorf("%s: call: %v; want DeadlineExceeded", p.name, err)
@@ -219,7 +270,7 @@ func (p *precisionImpl) wave(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	p.rec.ended.Wait()
+	p.rec.missed += p.rec.awaitEnds(precisionConcurrency)
 	p.cpu += processCPU() - cpu0
 	if trace.IsEnabled() {
 		trace.Log(context.Background(), "precision-wave", "end")
@@ -269,7 +320,9 @@ func precisionPair(
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, precisionBudget)
 				defer cancel()
+				rec.mu.Lock()
 				rec.deadlines[0], _ = ctx.Deadline()
+				rec.mu.Unlock()
 			}
 			return call(ctx, name)
 		}
