@@ -112,6 +112,9 @@ func WithDelay(d time.Duration) ServerOption {
 // ended before the server counts it ([Server.Overruns]) and logs it at Warn
 // with its method: grace after its deadline for a call with one (also when
 // its caller left earlier), grace after its caller left for a call without.
+// The server looks every half grace (at least every 5ms) while such calls
+// run, so a handler is counted between grace and one and a half grace
+// after that, or when it returns if that comes first.
 // [Server.Shutdown] also names every handler still running when it forces
 // the stop. It turns on the deadline guard as [WithServerDeadlines] does;
 // the default grace is [DefaultOverrunGrace].
@@ -189,6 +192,15 @@ type guard struct {
 	// starting and ending together do not all wait for one lock.
 	shards [guardShards]guardShard
 	next   atomic.Uint32 // the shard of the next call
+
+	// sweeper looks for overruns in the lists, every sweepPeriod while
+	// there are calls whose context has ended or has a deadline; armed
+	// says it is pending.
+	sweeper *time.Timer
+	armed   atomic.Bool
+	epoch   time.Time  // the origin of guardedCall.ended, on the monotonic clock
+	sweepMu sync.Mutex // orders arming after stop
+	stopped bool       // under sweepMu: the server has stopped
 }
 
 const guardShards = 16
@@ -210,12 +222,13 @@ type guardedCall struct {
 	// unwatch stops the watch on the context of a call without deadline
 	// (see begin); nil for a call with one.
 	unwatch func() bool
-
-	mu      sync.Mutex
-	done    bool        // the handler returned
-	counted bool        // counted as an overrun
-	ended   time.Time   // when the handler's context ended, or will: its deadline
-	timer   *time.Timer // fires grace after ended
+	// cancel ends the handler's context of a call whose deadline the
+	// server set; nil for the others.
+	cancel context.CancelFunc
+	// ended is when the handler's context ended, or will (its deadline),
+	// as guard.since gives it; 0 while a call without deadline goes on.
+	ended   atomic.Int64
+	counted atomic.Bool // counted as an overrun
 }
 
 // newGuard returns the guard for cfg, or nil when the deadline options are
@@ -228,6 +241,9 @@ func newGuard(cfg *serverConfig) *guard {
 	if cfg.deadline.grace > 0 {
 		g.grace = cfg.deadline.grace
 	}
+	g.epoch = time.Now()
+	g.sweeper = time.AfterFunc(time.Hour, g.sweep)
+	g.sweeper.Stop()
 	if cfg.deadline.upstream != nil {
 		cfg.deadline.upstream.logger = cfg.logger
 	}
@@ -256,8 +272,9 @@ type budget struct {
 }
 
 // begin applies the policy to a call arriving with ctx. It returns the
-// handler's context and its end, or the status refusing the call.
-func (g *guard) begin(ctx context.Context, method string) (context.Context, *guardedCall, budget, func(), error) {
+// handler's context and the call, which the caller must end, or the status
+// refusing the call.
+func (g *guard) begin(ctx context.Context, method string) (context.Context, *guardedCall, budget, error) {
 	p := g.policyFor(method)
 	now := time.Now()
 	b := budget{source: "client"}
@@ -273,12 +290,12 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 			slog.String("method", method), slog.Duration("left", round(left)), slog.Duration("min", p.MinBudget))
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: %s needs at least %v of budget, the call has %v left", method, p.MinBudget, round(max(left, 0)))).
 			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonMinBudget, Metadata: map[string]string{"min": p.MinBudget.String()}})
-		return nil, nil, b, nil, st.Err()
+		return nil, nil, b, st.Err()
 	}
 	call := &guardedCall{method: method, start: now}
-	hctx, cancel := ctx, context.CancelFunc(func() {})
+	hctx := ctx
 	if b.has {
-		hctx, cancel = call.ctx.init(ctx, b.deadline)
+		hctx, call.cancel = call.ctx.init(ctx, b.deadline, b.capped == 0 && b.dflt == 0)
 	}
 	sh := &g.shards[g.next.Add(1)%guardShards]
 	call.shard = sh
@@ -290,13 +307,14 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 	sh.running = call
 	sh.mu.Unlock()
 	if b.has {
-		// One timer, which fires only for a handler still running
-		// grace after its deadline: nothing runs at the deadline itself,
-		// when many calls may end together and every microsecond of CPU
-		// delays the others' ends (BenchmarkDeadlinePrecision). A call
-		// its caller cancels earlier is counted then too.
-		call.ended = b.deadline
-		call.timer = time.AfterFunc(time.Until(b.deadline)+g.grace, func() { g.checkOverrun(call) })
+		// No timer of its own: the sweeper looks at the call from grace
+		// after its deadline on, and nothing runs for it at the deadline
+		// itself, when many calls may end together and every microsecond
+		// of CPU delays the others' ends (BenchmarkDeadlinePrecision). A
+		// call its caller cancels earlier is counted then too. Set after
+		// the listing, so that a sweep that disarms sees it (armSweep).
+		call.ended.Store(g.since(b.deadline))
+		g.armSweep()
 	} else {
 		// Without a deadline the context ends only when the caller goes
 		// away or the server stops: the watch starts the overrun clock
@@ -304,20 +322,25 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 		// unregisters it.
 		call.unwatch = context.AfterFunc(hctx, func() { g.contextEnded(call) })
 	}
-	end := func() {
-		g.handlerReturned(call) // first: the cancel below must not fire the watch
-		cancel()
+	return hctx, call, b, nil
+}
+
+// end ends a call begun by begin, once its handler has returned.
+func (g *guard) end(c *guardedCall) {
+	g.handlerReturned(c) // first: the cancel below must not fire the watch
+	if c.cancel != nil {
+		c.cancel()
 	}
-	return hctx, call, b, end, nil
 }
 
 // init makes c a handler's context that ends with parent, or at dl if that
 // comes first, and says DeadlineExceeded when it ended at the deadline,
-// whichever side's timer fired first.
-func (c *exactContext) init(parent context.Context, dl time.Time) (context.Context, context.CancelFunc) {
+// whichever side's timer fired first. parentsOwn says dl is parent's own
+// deadline, which needs no timer of ours, and then no cancel either (nil).
+func (c *exactContext) init(parent context.Context, dl time.Time, parentsOwn bool) (context.Context, context.CancelFunc) {
 	c.Context, c.deadline = parent, dl
-	cancel := context.CancelFunc(func() {})
-	if pdl, ok := parent.Deadline(); !ok || dl.Before(pdl) {
+	var cancel context.CancelFunc
+	if !parentsOwn {
 		c.Context, cancel = context.WithDeadline(parent, dl)
 	}
 	return c, cancel
@@ -336,7 +359,18 @@ type exactContext struct {
 }
 
 func (c *exactContext) Err() error {
+	// Once decided, the answer stands: no walk up grpc's chain of
+	// contexts, which the handler and the guard both ask at the end.
+	switch c.verdict.Load() {
+	case 1:
+		return context.DeadlineExceeded
+	case 2:
+		return context.Canceled
+	}
 	err := c.Context.Err()
+	if err == context.DeadlineExceeded {
+		c.verdict.CompareAndSwap(0, 1)
+	}
 	if err != context.Canceled {
 		return err
 	}
@@ -355,57 +389,103 @@ func (c *exactContext) Err() error {
 	return context.Canceled
 }
 
-// contextEnded runs when a handler's context ends while the handler is
-// still running: it starts the overrun clock.
+// contextEnded runs when the context of a call without deadline ends while
+// its handler is still running: it starts the overrun clock.
 func (g *guard) contextEnded(c *guardedCall) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done {
-		return
-	}
-	c.ended = time.Now()
-	c.timer = time.AfterFunc(g.grace, func() { g.checkOverrun(c) })
+	c.ended.Store(g.since(time.Now()))
+	g.armSweep()
 }
 
-// checkOverrun runs grace after a handler's context ended: a handler still
-// running then has ignored the end of its context.
-func (g *guard) checkOverrun(c *guardedCall) {
-	c.mu.Lock()
-	if c.done || c.counted {
-		c.mu.Unlock()
+// since is t in nanoseconds since the guard's epoch, at least 1: times
+// compared on the monotonic clock, in a word a call can hold atomically.
+func (g *guard) since(t time.Time) int64 {
+	return max(int64(t.Sub(g.epoch)), 1)
+}
+
+// sweepPeriod is how often the sweeper looks: an overrun is caught between
+// grace and 1.5 grace after its context ended.
+func (g *guard) sweepPeriod() time.Duration {
+	return max(g.grace/2, minSweepPeriod)
+}
+
+// minSweepPeriod bounds how often the sweeper wakes for a tiny grace.
+const minSweepPeriod = 5 * time.Millisecond
+
+// armSweep makes sure a sweep is pending. A sweep disarms before it looks,
+// and a call is listed before it arms: each call is seen by a sweep.
+func (g *guard) armSweep() {
+	if g.armed.Load() || !g.armed.CompareAndSwap(false, true) {
 		return
 	}
-	c.counted = true
-	ended := c.ended
-	c.mu.Unlock()
-	g.overruns.Add(1)
-	g.logger.Warn("handler still running after its context ended",
-		"method", c.method, "since_end", round(time.Since(ended)), "running", round(time.Since(c.start)))
+	g.sweepMu.Lock()
+	defer g.sweepMu.Unlock()
+	if !g.stopped {
+		g.sweeper.Reset(g.sweepPeriod())
+	}
+}
+
+// sweep counts and logs the handlers still running grace after their
+// context ended, each once, and comes back while calls that may yet
+// overrun are running. One timer for the server instead of one per call:
+// calls start and end without touching the runtime's timers.
+func (g *guard) sweep() {
+	g.armed.Store(false)
+	now := time.Now()
+	nowNs := g.since(now)
+	type overrun struct {
+		method        string
+		since, ranFor time.Duration
+	}
+	var found []overrun
+	pending := false
+	for i := range g.shards {
+		sh := &g.shards[i]
+		sh.mu.Lock()
+		for c := sh.running; c != nil; c = c.next {
+			e := c.ended.Load()
+			if e == 0 || c.counted.Load() {
+				continue
+			}
+			if since := time.Duration(nowNs - e); since >= g.grace && c.counted.CompareAndSwap(false, true) {
+				found = append(found, overrun{c.method, since, now.Sub(c.start)})
+				continue
+			}
+			pending = true
+		}
+		sh.mu.Unlock()
+	}
+	for _, o := range found {
+		g.overruns.Add(1)
+		g.logger.Warn("handler still running after its context ended",
+			"method", o.method, "since_end", round(o.since), "running", round(o.ranFor))
+	}
+	if pending {
+		g.armSweep()
+	}
+}
+
+// stop stops the sweeper once the server has stopped.
+func (g *guard) stop() {
+	if g == nil {
+		return
+	}
+	g.sweepMu.Lock()
+	defer g.sweepMu.Unlock()
+	g.stopped = true
+	g.sweeper.Stop()
 }
 
 func (g *guard) handlerReturned(c *guardedCall) {
-	if c.unwatch == nil && c.timer.Stop() {
-		// A call with a deadline whose overrun check will now never
-		// run: no need to tell it the handler is done. This is the
-		// usual end, taken by every call at once when many end at
-		// their deadline.
-		g.unlist(c)
-		return
-	}
 	if c.unwatch != nil {
 		c.unwatch()
 	}
-	c.mu.Lock()
-	c.done = true
-	counted, ended, timer := c.counted, c.ended, c.timer
-	c.mu.Unlock()
-	// A timer that can no longer be stopped has fired: its check either
-	// counted the call already or, seeing done, leaves it to us.
-	firedUncounted := timer != nil && !timer.Stop() && !counted
 	g.unlist(c)
-	if firedUncounted {
-		g.overruns.Add(1)
-		g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", round(time.Since(ended)))
+	// One that returns late but before a sweep saw it.
+	if e := c.ended.Load(); e != 0 && !c.counted.Load() {
+		if since := time.Duration(g.since(time.Now()) - e); since >= g.grace && c.counted.CompareAndSwap(false, true) {
+			g.overruns.Add(1)
+			g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", round(since))
+		}
 	}
 }
 
@@ -520,13 +600,13 @@ func wait(ctx context.Context, d time.Duration) error {
 }
 
 func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	hctx, call, b, end, err := g.begin(ctx, info.FullMethod)
+	hctx, call, b, err := g.begin(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
 	var ctxErr error
 	resp, err := func() (any, error) {
-		defer end()
+		defer g.end(call)
 		defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
 		if g.cfg.hook != nil {
 			if err := g.cfg.hook(hctx, info.FullMethod); err != nil {
@@ -550,7 +630,7 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 
 func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx := ss.Context()
-	hctx, call, b, end, err := g.begin(ctx, info.FullMethod)
+	hctx, call, b, err := g.begin(ctx, info.FullMethod)
 	if err != nil {
 		return err
 	}
@@ -563,7 +643,7 @@ func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	}
 	var ctxErr error
 	err = func() error {
-		defer end()
+		defer g.end(call)
 		defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
 		switch {
 		case g.cfg.upstream != nil && info.IsClientStream:

@@ -141,6 +141,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.grpc.GracefulStop()
 		close(done)
 	}()
+	defer s.guard.stop()
 	select {
 	case <-done:
 		return nil
