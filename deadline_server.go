@@ -112,9 +112,10 @@ func WithDelay(d time.Duration) ServerOption {
 // ended before the server counts it ([Server.Overruns]) and logs it at Warn
 // with its method: grace after its deadline for a call with one (also when
 // its caller left earlier), grace after its caller left for a call without.
-// The server looks every half grace (at least every 5ms) while such calls
-// run, so a handler is counted between grace and one and a half grace
-// after that, or when it returns if that comes first.
+// The server looks every half grace (no more often than every 5ms) while
+// such calls run, so a handler is counted between grace and one and a half
+// grace after that (grace plus 5ms for a grace under 10ms), or when it
+// returns if that comes first.
 // [Server.Shutdown] also names every handler still running when it forces
 // the stop. It turns on the deadline guard as [WithServerDeadlines] does;
 // the default grace is [DefaultOverrunGrace].
@@ -403,7 +404,7 @@ func (g *guard) since(t time.Time) int64 {
 }
 
 // sweepPeriod is how often the sweeper looks: an overrun is caught between
-// grace and 1.5 grace after its context ended.
+// grace and grace plus a period after its context ended.
 func (g *guard) sweepPeriod() time.Duration {
 	return max(g.grace/2, minSweepPeriod)
 }

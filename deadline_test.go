@@ -456,6 +456,10 @@ func TestOverrunDetected(t *testing.T) {
 	if m := logAttr(r, "method"); m != "/Greeter/SayHello" {
 		t.Errorf("overrun log method = %q; want /Greeter/SayHello", m)
 	}
+	// Not before the grace has run out: the sweep counts no handler early.
+	if d, err := time.ParseDuration(logAttr(r, "since_end")); err != nil || d < 20*time.Millisecond {
+		t.Errorf("overrun log since_end = %q; want at least the grace, 20ms", logAttr(r, "since_end"))
+	}
 	if n := srv.Server.Overruns(); n != 1 {
 		t.Errorf("Overruns() = %d; want 1", n)
 	}
