@@ -251,8 +251,14 @@ func TestMaxConnectionIdleClosesIdleConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	lastCall := time.Now()
-	if s := c.Conn().GetState(); s != connectivity.Ready {
-		t.Fatalf("state after a call = %v, want READY", s)
+	// grpc hands the balancer's READY picker to calls a moment before it
+	// publishes READY as the channel's state (balancer_wrapper.go's
+	// UpdateState), so a call can succeed while the state still says
+	// CONNECTING: await READY, from CONNECTING only.
+	for s := c.Conn().GetState(); s != connectivity.Ready; s = c.Conn().GetState() {
+		if s != connectivity.Connecting || !c.Conn().WaitForStateChange(ctx, s) {
+			t.Fatalf("state after a call = %v, want READY", s)
+		}
 	}
 	if !c.Conn().WaitForStateChange(ctx, connectivity.Ready) {
 		t.Fatal("the idle connection was never closed")
