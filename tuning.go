@@ -25,9 +25,11 @@ const streamWorkersPerCPU = 16
 // always busy and the server paid 5% more CPU per call than plain grpc-go;
 // 16 per CPU cost 6-11% less than plain grpc-go there (bench/servercpu) and
 // as little in process. Idle workers cost only their stacks, a few KiB each.
-// BenchmarkDeadlinePrecision once hinted, within its noise, that they end
-// calls at their deadline a few percent later; the CPU spent around the
-// deadlines (bench/expirycpu) shows no such cost (docs/deadlines.md §11).
+// Every collection halves the stack of an idle worker, which grows it back
+// at its next call: in BenchmarkDeadlinePrecision's bursts after a quiet
+// spell the workers cost 3.7% more CPU than none (the regrowth comes as the
+// calls start, not at their deadlines), and the latency percentiles moved
+// within their noise (docs/deadlines.md §11).
 // grpc-go marks the option experimental;
 // WithGRPCServerOptions(grpc.NumStreamWorkers(0)) turns it off.
 //
