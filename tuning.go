@@ -27,7 +27,7 @@ const streamWorkersPerCPU = 16
 // as little in process. Idle workers cost only their stacks, a few KiB each.
 // Every collection halves the stack of an idle worker, which grows it back
 // at its next call: in BenchmarkDeadlinePrecision's bursts after a quiet
-// spell the workers cost 3.7% more CPU than none (the regrowth comes as the
+// spell the workers cost 4% more CPU than none (the regrowth comes as the
 // calls start, not at their deadlines), and the latency percentiles moved
 // within their noise (docs/deadlines.md §11).
 // grpc-go marks the option experimental;
