@@ -26,10 +26,11 @@ const streamWorkersPerCPU = 16
 // 16 per CPU cost 6-11% less than plain grpc-go there (bench/servercpu) and
 // as little in process. Idle workers cost only their stacks, a few KiB each.
 // Every collection halves the stack of an idle worker, which grows it back
-// at its next call: in BenchmarkDeadlinePrecision's bursts after a quiet
-// spell the workers cost 4% more CPU than none (the regrowth comes as the
-// calls start, not at their deadlines), and the latency percentiles moved
-// within their noise (docs/deadlines.md §11).
+// at its next call. In BenchmarkDeadlinePrecision's bursts after a quiet
+// spell, greeter with the workers spent 4% more CPU than without (36 runs
+// of each binary), though BenchmarkDeadlinePrecisionParts, which runs both
+// servers in one process, measured the opposite; the latency percentiles
+// moved within their noise either way (docs/deadlines.md §11).
 // grpc-go marks the option experimental;
 // WithGRPCServerOptions(grpc.NumStreamWorkers(0)) turns it off.
 //
