@@ -73,9 +73,12 @@ func TestTLSCLI(t *testing.T) {
 		t.Errorf("health --tls-ca: exit %d, stdout %q, stderr %q; want 0, SERVING", code, out, errOut)
 	}
 	// Plaintext to a TLS server, and TLS trusting only the system's roots,
-	// both fail to connect.
+	// both fail to connect. The default service config retries Unavailable
+	// up to four attempts, with 0.56s to 0.84s of backoff in all: the budget
+	// leaves room for them on a loaded machine, so that the call ends with
+	// their Unavailable rather than with its own deadline.
 	for _, args := range [][]string{{}, {"--tls"}} {
-		code, _, errOut := runCmd(append([]string{"call", "--addr", addr}, args...)...)
+		code, _, errOut := runCmd(append([]string{"call", "--addr", addr, "--timeout", "10s"}, args...)...)
 		if code != 1 || !strings.HasPrefix(errOut, "Unavailable: ") {
 			t.Errorf("call %v against a TLS server: exit %d, stderr %q; want 1, Unavailable", args, code, errOut)
 		}
