@@ -159,9 +159,12 @@ func TestHedgingFatalCodeCommits(t *testing.T) {
 			}
 			return nil, status.Error(codes.PermissionDenied, "no")
 		}))...)
+	// The third attempt would go out one delay after the second: the
+	// second's answer must come back within that delay for the third never
+	// to start, which 20ms was too short for on a loaded machine.
 	c := newClient(t, srv, greeter.WithServiceConfig(""), greeter.WithHedging(greeter.HedgingPolicy{
 		MaxAttempts:         3,
-		HedgingDelay:        20 * time.Millisecond,
+		HedgingDelay:        100 * time.Millisecond,
 		NonFatalStatusCodes: []codes.Code{codes.Unavailable},
 	}))
 	ctx := testContext(t)
