@@ -261,6 +261,31 @@ func BenchmarkUnaryParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkUnaryFanOut measures calls made each on a goroutine of its own,
+// 16 at a time, as a server fanning a request out to its backends makes
+// them: a new goroutine starts with a small stack, which grows during the
+// call (growStack in stack.go). ns/call is the time per call.
+func BenchmarkUnaryFanOut(b *testing.B) {
+	const fanOut = 16
+	forEachImpl(b, func(b *testing.B, c benchClient) {
+		ctx := benchContext(b)
+		warm(b, ctx, c)
+		b.ReportAllocs()
+		for b.Loop() {
+			var wg sync.WaitGroup
+			for range fanOut {
+				wg.Go(func() {
+					if err := c.sayHello(ctx); err != nil {
+						b.Errorf("SayHello: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*fanOut), "ns/call")
+	})
+}
+
 // parallelCalls times GOMAXPROCS callers (times b's parallelism) making
 // SayHello calls on c.
 func parallelCalls(b *testing.B, ctx context.Context, c benchClient) {

@@ -456,6 +456,7 @@ func contextErr(ctx context.Context) error {
 // invoke runs one unary call with the client's deadline rules and explains a
 // DeadlineExceeded or Canceled end.
 func (c *Client) invoke(ctx context.Context, method string, req, reply any, opts []grpc.CallOption) error {
+	growStack()
 	cs := callState{start: time.Now(), method: method, source: SourceCaller}
 	dl, ok := ctx.Deadline()
 	if !ok && c.timeout > 0 {
@@ -656,6 +657,7 @@ type helloStream struct {
 // newStream opens a stream with the client's deadline rules: the idle
 // timeout, and explained errors on NewStream and RecvMsg.
 func (c *Client) newStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts []grpc.CallOption) (*grpc.GenericClientStream[greeterpb.HelloRequest, greeterpb.HelloReply], error) {
+	growStack()
 	cs := callState{start: time.Now(), method: method, source: SourceCaller, attempts: 1}
 	idle := c.deadline.streamIdle
 	if dl, ok := ctx.Deadline(); ok {
