@@ -21,18 +21,20 @@ func ExampleDeadlineError() {
 	defer srv.Close()
 	c, _ := srv.Client()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err := c.SayHello(ctx, "you")
 
 	fmt.Println(status.Code(err), errors.Is(err, context.DeadlineExceeded))
 	var de *greeter.DeadlineError
 	if errors.As(err, &de) {
-		fmt.Printf("budget %v from %v, %v, %d attempt\n", de.Budget.Round(10*time.Millisecond), de.Source, de.Phase, de.Attempts)
+		// Budget is what was left when the call started: a little less
+		// than the 100ms, by however long it took to get there.
+		fmt.Printf("budget %v from %v, %v, %d attempt\n", de.Budget.Round(50*time.Millisecond), de.Source, de.Phase, de.Attempts)
 	}
 	// Output:
 	// DeadlineExceeded true
-	// budget 50ms from caller's context, on the server, 1 attempt
+	// budget 100ms from caller's context, on the server, 1 attempt
 }
 
 // A server caps the budgets it accepts and tells the client when its cap,
