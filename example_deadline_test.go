@@ -21,7 +21,7 @@ func ExampleDeadlineError() {
 	defer srv.Close()
 	c, _ := srv.Client()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := c.SayHello(ctx, "you")
 
@@ -29,12 +29,12 @@ func ExampleDeadlineError() {
 	var de *greeter.DeadlineError
 	if errors.As(err, &de) {
 		// Budget is what was left when the call started: a little less
-		// than the 100ms, by however long it took to get there.
-		fmt.Printf("budget %v from %v, %v, %d attempt\n", de.Budget.Round(50*time.Millisecond), de.Source, de.Phase, de.Attempts)
+		// than the second, by however long it took to get there.
+		fmt.Printf("budget %v from %v, %v, %d attempt\n", de.Budget.Round(time.Second), de.Source, de.Phase, de.Attempts)
 	}
 	// Output:
 	// DeadlineExceeded true
-	// budget 100ms from caller's context, on the server, 1 attempt
+	// budget 1s from caller's context, on the server, 1 attempt
 }
 
 // A server caps the budgets it accepts and tells the client when its cap,
