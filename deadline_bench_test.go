@@ -30,7 +30,12 @@ import (
 // rather than Canceled, and the process's CPU time per call during each
 // one's waves, with its in-run ratio: the percentiles are made of that CPU
 // (100 deadlines expire at once on a few cores), and it varies far less
-// from run to run than they do. Run with:
+// from run to run than they do. Last, what the lag is made of: how much
+// later the server's deadline was than the client's (grpc-timeout counts
+// from when the client sent the headers, the server from when it read
+// them, which in a burst of 100 calls is about a millisecond later), the
+// share of handlers whose grpc context the server's own timer ended
+// rather than the client's RST_STREAM, and the lag p50 of each. Run with:
 //
 //	go test -c -o /tmp/g.test . && for i in $(seq 16); do /tmp/g.test -test.run '^$' -test.bench 'DeadlinePrecision$' -test.benchtime 60x; done > p.txt && benchstat p.txt
 //
@@ -59,6 +64,13 @@ type precisionRecorder struct {
 	// missed counts the calls whose handler never ran (see awaitEnds);
 	// only the benchmark's goroutine touches it.
 	missed int
+	// delay is each call's server-side deadline minus its client-side
+	// one: grpc-timeout counts from when the client sent the headers and
+	// the server from when it read them.
+	delay []time.Duration
+	// The lags of the handlers whose grpc context the server's own timer
+	// ended, and of those the client's RST_STREAM ended first.
+	lagTimer, lagRST []time.Duration
 }
 
 func newPrecisionRecorder() *precisionRecorder {
@@ -119,14 +131,26 @@ func awaitEnd(ctx context.Context) error {
 
 func (r *precisionRecorder) interceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	var end handlerEnd
+	serverDeadline, _ := ctx.Deadline()
 	resp, err := h(context.WithValue(ctx, doneAtKey{}, &end), req)
+	// grpc's own context, outside greeter's guard: DeadlineExceeded when
+	// the server's timer ended it, Canceled when the client's RST_STREAM
+	// came first.
+	byTimer := ctx.Err() == context.DeadlineExceeded
 	n, _ := strconv.Atoi(req.(*greeterpb.HelloRequest).GetName())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if n/precisionConcurrency != r.wave {
 		return resp, err // a late handler of a wave given up on
 	}
-	r.lag = append(r.lag, end.at.Sub(r.deadlines[n%precisionConcurrency]))
+	lag := end.at.Sub(r.deadlines[n%precisionConcurrency])
+	r.lag = append(r.lag, lag)
+	r.delay = append(r.delay, serverDeadline.Sub(r.deadlines[n%precisionConcurrency]))
+	if byTimer {
+		r.lagTimer = append(r.lagTimer, lag)
+	} else {
+		r.lagRST = append(r.lagRST, lag)
+	}
 	if end.deadline {
 		r.sawDeadline++
 	}
@@ -186,6 +210,7 @@ func runPrecision(b *testing.B, impls []*precisionImpl) {
 		impl.rec.awaitEnds(1)
 		impl.rec.mu.Lock()
 		impl.rec.lag = impl.rec.lag[:0]
+		impl.rec.delay, impl.rec.lagTimer, impl.rec.lagRST = impl.rec.delay[:0], impl.rec.lagTimer[:0], impl.rec.lagRST[:0]
 		impl.rec.sawDeadline = 0
 		impl.rec.mu.Unlock()
 	}
@@ -203,6 +228,12 @@ func runPrecision(b *testing.B, impls []*precisionImpl) {
 		impl.p50Lag, impl.p99Lag = report(b, impl.name+"-lag", impl.rec.lag)
 		b.ReportMetric(100*float64(impl.rec.sawDeadline)/float64(len(impl.rec.lag)), impl.name+"-handler-saw-deadline-%")
 		b.ReportMetric(float64(impl.rec.missed), impl.name+"-handlers-missed")
+		// How the handlers' contexts ended, and how late the server's
+		// deadline was: what the lag is made of (docs/deadline-precision.md).
+		b.ReportMetric(percentile(impl.rec.delay, 0.5), impl.name+"-server-deadline-delay-p50-µs")
+		b.ReportMetric(100*float64(len(impl.rec.lagTimer))/float64(len(impl.rec.lag)), impl.name+"-ended-by-server-timer-%")
+		b.ReportMetric(percentile(impl.rec.lagTimer, 0.5), impl.name+"-lag-by-server-timer-p50-µs")
+		b.ReportMetric(percentile(impl.rec.lagRST, 0.5), impl.name+"-lag-by-client-rst-p50-µs")
 		if impl.cpu > 0 {
 			b.ReportMetric(float64(impl.cpu.Microseconds())/float64(b.N*precisionConcurrency), impl.name+"-cpu-µs/call")
 		}
@@ -279,14 +310,19 @@ func (p *precisionImpl) wave(b *testing.B) {
 
 // report reports the p50 and p99 of d, in µs, and returns them.
 func report(b *testing.B, what string, d []time.Duration) (p50, p99 float64) {
-	slices.Sort(d)
-	pct := func(p float64) float64 {
-		return float64(d[int(p*float64(len(d)-1))].Microseconds())
-	}
-	p50, p99 = pct(0.50), pct(0.99)
+	p50, p99 = percentile(d, 0.50), percentile(d, 0.99)
 	b.ReportMetric(p50, what+"-p50-µs")
 	b.ReportMetric(p99, what+"-p99-µs")
 	return p50, p99
+}
+
+// percentile returns the p-th percentile of d in µs, sorting d; 0 for none.
+func percentile(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return float64(d[int(p*float64(len(d)-1))].Microseconds())
 }
 
 func listenLocal(b *testing.B) net.Listener {
