@@ -2,75 +2,34 @@ package greeter
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
+	"github.com/grpc-greeter/greeter/internal/hedge"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 )
-
-type clientConfig struct {
-	tls      *tls.Config
-	tlsSet   bool
-	insecure bool
-	timeout  time.Duration
-	unary    []grpc.UnaryClientInterceptor
-	stream   []grpc.StreamClientInterceptor
-	dialOpts []grpc.DialOption
-	service  string
-	// serviceConfig is grpc's JSON service config; empty for none.
-	serviceConfig string
-	res           clientResilience
-	deadline      deadlineOptions
-}
-
-func newClientConfig(opts []ClientOption) (*clientConfig, error) {
-	c := &clientConfig{
-		timeout:       DefaultTimeout,
-		service:       ServiceName,
-		serviceConfig: DefaultServiceConfig,
-	}
-	for _, o := range opts {
-		o.applyClient(c)
-	}
-	return c, c.validate()
-}
-
-func (c *clientConfig) validate() error {
-	switch {
-	case c.tlsSet && c.tls == nil:
-		return errors.New("greeter: WithTLS: nil *tls.Config")
-	case c.tlsSet && c.insecure:
-		return errors.New("greeter: WithTLS and WithInsecure both given: choose one")
-	case c.service == "":
-		return errors.New("greeter: WithServiceName: empty name")
-	case len(c.res.errs) > 0:
-		return errors.Join(c.res.errs...)
-	}
-	return c.deadline.validate()
-}
 
 // Client calls the Greeter service over one shared connection. It is safe
 // for concurrent use; build it once with [NewClient] and [Client.Close] it
 // when done.
 type Client struct {
-	conn     *grpc.ClientConn
-	timeout  time.Duration
-	deadline deadlineOptions
+	conn    *grpc.ClientConn
+	timeout time.Duration
+	// The deadline rules of the call path (call.go).
+	perAttempt    time.Duration
+	maxAttempts   int
+	streamIdle    time.Duration
+	streamIdleSet bool
 	// grpcRetries: grpc's service-config retries are on (greeter's own
-	// attempts turn them off).
+	// attempts and hedging turn them off).
 	grpcRetries bool
 	// Full method names, computed once for the configured service name.
 	sayHello, sayHelloAgain, streamReply, bidi string
-	// statuses are the statuses of the client's DeadlineErrors.
-	statuses statusCache
 }
 
 // NewClient builds a Client for target, a gRPC target such as
@@ -91,20 +50,42 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	case cfg.insecure:
 		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
+	unary := cfg.unary
+	if h := cfg.hedging; h != nil {
+		// Innermost, after the caller's interceptors, so that those see
+		// one logical call however many attempts hedging makes, as they
+		// do with grpc's own retries.
+		unary = append(slices.Clip(unary), hedge.UnaryClientInterceptor(hedge.Policy{
+			MaxAttempts: min(h.MaxAttempts, maxHedgedAttempts),
+			Delay:       h.HedgingDelay,
+			NonFatal:    h.NonFatalStatusCodes,
+		}))
+	}
 	dopts = append(dopts,
-		grpc.WithChainUnaryInterceptor(clientUnaryInterceptors(cfg)...),
+		grpc.WithChainUnaryInterceptor(unary...),
 		grpc.WithChainStreamInterceptor(cfg.stream...),
 	)
 	if cfg.serviceConfig != "" {
 		dopts = append(dopts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
 	}
-	grpcRetries := cfg.deadline.perAttempt == 0 && cfg.res.hedging == nil
+	grpcRetries := !cfg.perAttemptSet && cfg.hedging == nil
 	if !grpcRetries {
 		// greeter's own attempts take the place of grpc's retries: see
 		// WithPerAttemptTimeout and WithHedging.
 		dopts = append(dopts, grpc.WithDisableRetry())
 	}
-	dopts = append(dopts, clientTransportOptions(cfg)...)
+	if k := cfg.keepalive; k != nil {
+		dopts = append(dopts, grpc.WithKeepaliveParams(*k))
+	}
+	if cfg.window.set {
+		dopts = append(dopts, grpc.WithInitialWindowSize(cfg.window.n))
+	}
+	if cfg.connWindow.set {
+		dopts = append(dopts, grpc.WithInitialConnWindowSize(cfg.connWindow.n))
+	}
+	if cfg.compressor != "" {
+		dopts = append(dopts, grpc.WithDefaultCallOptions(grpc.UseCompressor(cfg.compressor)))
+	}
 	dopts = append(dopts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {
@@ -117,7 +98,10 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	return &Client{
 		conn:          conn,
 		timeout:       cfg.timeout,
-		deadline:      cfg.deadline,
+		perAttempt:    cfg.perAttempt,
+		maxAttempts:   cfg.maxAttempts,
+		streamIdle:    cfg.streamIdle,
+		streamIdleSet: cfg.streamIdleSet,
 		grpcRetries:   grpcRetries,
 		sayHello:      prefix + "SayHello",
 		sayHelloAgain: prefix + "SayHelloAgain",
@@ -151,24 +135,6 @@ func (c *Client) unary(ctx context.Context, method, name string, opts []grpc.Cal
 		return "", explainUnimplemented(err, method)
 	}
 	return reply.GetMessage(), nil
-}
-
-// explainUnimplemented rewrites a server's terse Unimplemented ("Method not
-// found!" from grpcio) into a message that names the method and the usual
-// cause; the code stays Unimplemented.
-func explainUnimplemented(err error, method string) error {
-	if _, ok := err.(*DeadlineError); ok {
-		// Already explained; status.FromError would format its message,
-		// which a caller that only checks the code need not pay for.
-		return err
-	}
-	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.Unimplemented {
-		return err
-	}
-	return status.Errorf(codes.Unimplemented,
-		"server does not implement %s (servers built from the classic helloworld.proto have only SayHello; check the service name too): %s",
-		method, st.Message())
 }
 
 // SayHelloStreamReply asks for several greetings of name and returns the

@@ -380,7 +380,7 @@ func greeterPrecisionServer(opts ...greeter.ServerOption) func(*testing.B, *prec
 			greeter.WithUnaryServerInterceptor(rec.interceptor),
 			// The handler's work, as in the plain server, inside
 			// greeter's deadline guard.
-			greeter.WithHandlerHook(func(ctx context.Context, _ string) error { return awaitEnd(ctx) }),
+			greeter.WithHandler(ctxWaitingGreeter{}),
 			greeter.WithServerDeadlines(greeter.DeadlinePolicy{}),
 		}, opts...)...)
 		if err != nil {

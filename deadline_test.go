@@ -180,17 +180,25 @@ func TestDeadlineErrorContract(t *testing.T) {
 	}
 }
 
-// started returns a hook that reports each handler start on a channel.
+// handlerStarts returns a handler that reports each start on a channel,
+// then greets.
 func handlerStarts() (greeter.ServerOption, <-chan string) {
 	ch := make(chan string, 100)
-	return greeter.WithHandlerHook(func(_ context.Context, method string) error { ch <- method; return nil }), ch
+	return handlerFunc(func(_ context.Context, method string) error { ch <- method; return nil }), ch
+}
+
+// handlerStartsAndWorks returns a handler that reports each start on a
+// channel, then works until its context ends.
+func handlerStartsAndWorks() (greeter.ServerOption, <-chan string) {
+	ch := make(chan string, 100)
+	return handlerFunc(untilEnd(ch)), ch
 }
 
 func TestCanceledExplained(t *testing.T) {
 	ctx := testContext(t)
 	logs := newLogRecorder()
-	hook, begun := handlerStarts()
-	c := newClient(t, newServer(t, greeter.WithDelay(workForever), greeter.WithLogger(logs.logger()), hook))
+	hook, begun := handlerStartsAndWorks()
+	c := newClient(t, newServer(t, greeter.WithServerDeadlines(greeter.DeadlinePolicy{}), greeter.WithLogger(logs.logger()), hook))
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	go func() {
 		<-begun // cancel once the server is working on the call
@@ -251,8 +259,8 @@ func TestClientDeadlineSources(t *testing.T) {
 }
 
 func TestNoDeadlineOnlyWhenOptedOut(t *testing.T) {
-	hook, begun := handlerStarts()
-	srv := newServer(t, greeter.WithDelay(workForever), hook)
+	hook, begun := handlerStartsAndWorks()
+	srv := newServer(t, hook)
 	var seen atomic.Value
 	c := newClient(t, srv, greeter.WithDefaultTimeout(0), greeter.WithUnaryClientInterceptor(
 		func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -362,7 +370,7 @@ func TestServerPolicy(t *testing.T) {
 func TestRemaining(t *testing.T) {
 	ctx := testContext(t)
 	got := make(chan time.Duration, 1)
-	hook := greeter.WithHandlerHook(func(ctx context.Context, _ string) error {
+	hook := handlerFunc(func(ctx context.Context, _ string) error {
 		d, ok := greeter.Remaining(ctx)
 		if !ok {
 			d = -1
@@ -389,7 +397,7 @@ func TestServerSaysDeadlineExceeded(t *testing.T) {
 	logs := newLogRecorder()
 	var reached atomic.Int64
 	var ctxErrs sync.Map
-	hook := greeter.WithHandlerHook(func(hctx context.Context, _ string) error {
+	hook := handlerFunc(func(hctx context.Context, _ string) error {
 		reached.Add(1)
 		<-hctx.Done()
 		ctxErrs.Store(hctx, hctx.Err())
@@ -440,7 +448,7 @@ func TestOverrunDetected(t *testing.T) {
 	logs := newLogRecorder()
 	release := make(chan struct{})
 	returned := make(chan struct{})
-	hook := greeter.WithHandlerHook(func(context.Context, string) error { <-release; return nil }) // ignores its context
+	hook := handlerFunc(func(context.Context, string) error { <-release; return nil }) // ignores its context
 	// Outside the guard: runs once the guard has seen the handler return.
 	after := greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		defer close(returned)
@@ -479,7 +487,7 @@ func TestOverrunAfterCallerLeft(t *testing.T) {
 	release := make(chan struct{})
 	begun := make(chan struct{})
 	late := make(chan error, 1)
-	ignore := greeter.WithHandlerHook(func(hctx context.Context, _ string) error {
+	ignore := handlerFunc(func(hctx context.Context, _ string) error {
 		close(begun)
 		<-release // ignores its context until the test lets it go
 		err := hctx.Err()
@@ -511,8 +519,8 @@ func TestShutdownNamesStuckHandlers(t *testing.T) {
 	logs := newLogRecorder()
 	release := make(chan struct{})
 	entered := make(chan struct{})
-	hook := greeter.WithHandlerHook(func(context.Context, string) error { close(entered); <-release; return nil })
-	srv := newServer(t, hook, greeter.WithLogger(logs.logger()))
+	hook := handlerFunc(func(context.Context, string) error { close(entered); <-release; return nil })
+	srv := newServer(t, hook, greeter.WithLogger(logs.logger()), greeter.WithServerDeadlines(greeter.DeadlinePolicy{}))
 	c := newClient(t, srv, greeter.WithDefaultTimeout(0))
 	done := make(chan error, 1)
 	go func() { _, err := c.SayHelloAgain(bareContext(t), "you"); done <- err }()
@@ -834,26 +842,4 @@ func TestStreamServerCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertRecvDeadline(t, func() error { _, err := stream.Recv(); return err }, start, greeter.SourceServerCap, 100*time.Millisecond)
-}
-
-// Calls that end alike share one status, built once: status.Code on the
-// next such error builds none, which matters when many calls miss their
-// deadline at once.
-func TestDeadlineErrorStatusShared(t *testing.T) {
-	// The client's default timeout gives both calls the same budget to
-	// the nanosecond; a caller's context's budget is what is left of it
-	// when the call starts, which varies.
-	c := newClient(t, newServer(t, greeter.WithDelay(workForever)), greeter.WithDefaultTimeout(20*time.Millisecond))
-	var errs []error
-	for range 3 { // the first connects, and may end waiting for it
-		_, err := c.SayHello(context.Background(), "you")
-		deadlineError(t, err, codes.DeadlineExceeded)
-		errs = append(errs, err)
-	}
-	if a, b := status.Convert(errs[1]), status.Convert(errs[2]); a != b {
-		t.Errorf("two calls that ended alike have statuses %p %q and %p %q; want one shared", a, a.Message(), b, b.Message())
-	}
-	if got := status.Code(errs[2]); got != codes.DeadlineExceeded {
-		t.Errorf("status.Code = %v; want DeadlineExceeded", got)
-	}
 }

@@ -3,6 +3,7 @@ package greeter
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
@@ -43,18 +44,9 @@ func validateName(name string) error {
 // and stack go to the server's logger, never on the wire.
 const internalErrorMessage = "greeter: internal error"
 
-// WithoutRecovery turns off panic recovery, which [NewServer] installs by
-// default as its outermost interceptor (go-grpc-middleware's recovery): a
-// panic in a handler or in any interceptor then crashes the process instead
-// of failing that one call with Internal and logging the panic with its
-// stack at Error level. [Register] ignores it: the registrar's own server owns
-// its interceptors.
-func WithoutRecovery() ServerOption {
-	return serverOptionFunc(func(c *serverConfig) { c.res.noRecovery = true })
-}
-
-func recoveryHandler(cfg *serverConfig) recovery.Option {
-	logger := cfg.logger
+// recoveryOption turns a panic into Internal with [internalErrorMessage],
+// and logs it with its stack.
+func recoveryOption(logger *slog.Logger) recovery.Option {
 	return recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		method, _ := grpc.Method(ctx)
 		logger.ErrorContext(ctx, "greeter: recovered from panic", "method", method, "panic", p, "stack", string(debug.Stack()))
@@ -62,10 +54,20 @@ func recoveryHandler(cfg *serverConfig) recovery.Option {
 	})
 }
 
-func recoveryUnary(cfg *serverConfig) grpc.UnaryServerInterceptor {
-	return recovery.UnaryServerInterceptor(recoveryHandler(cfg))
-}
-
-func recoveryStream(cfg *serverConfig) grpc.StreamServerInterceptor {
-	return recovery.StreamServerInterceptor(recoveryHandler(cfg))
+// explainUnimplemented rewrites a server's terse Unimplemented ("Method not
+// found!" from grpcio) into a message that names the method and the usual
+// cause; the code stays Unimplemented.
+func explainUnimplemented(err error, method string) error {
+	if _, ok := err.(*DeadlineError); ok {
+		// Already explained; status.FromError would format its message,
+		// which a caller that only checks the code need not pay for.
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unimplemented {
+		return err
+	}
+	return status.Errorf(codes.Unimplemented,
+		"server does not implement %s (servers built from the classic helloworld.proto have only SayHello; check the service name too): %s",
+		method, st.Message())
 }

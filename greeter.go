@@ -2,12 +2,13 @@ package greeter
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"fmt"
-	"log/slog"
 	"net"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-greeter/greeter/internal/compress"
+	"github.com/grpc-greeter/greeter/internal/guard"
+	"github.com/grpc-greeter/greeter/internal/requestid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -23,83 +24,31 @@ const ServiceName = "Greeter"
 // use (proto package helloworld). A [Server] answers under both names.
 const HelloworldServiceName = "helloworld.Greeter"
 
-type serverConfig struct {
-	logger        *slog.Logger
-	tls           *tls.Config
-	tlsSet        bool
-	unary         []grpc.UnaryServerInterceptor
-	stream        []grpc.StreamServerInterceptor
-	grpcOpts      []grpc.ServerOption
-	reflection    bool
-	streamReplies int
-	res           serverResilience
-	deadline      serverDeadlines
-	guard         *guard // built by register when deadline.on
-}
-
-func newServerConfig(opts []ServerOption) (*serverConfig, error) {
-	c := &serverConfig{
-		logger:        slog.New(slog.DiscardHandler),
-		reflection:    true,
-		streamReplies: DefaultStreamReplies,
-	}
-	for _, o := range opts {
-		o.applyServer(c)
-	}
-	return c, c.validate()
-}
-
-func (c *serverConfig) validate() error {
-	if c.logger == nil {
-		return errors.New("greeter: WithLogger: nil logger")
-	}
-	if c.tlsSet && c.tls == nil {
-		return errors.New("greeter: WithTLS: nil *tls.Config")
-	}
-	if c.streamReplies < 1 {
-		return fmt.Errorf("greeter: WithStreamReplies(%d): must be at least 1", c.streamReplies)
-	}
-	if err := c.res.validate(); err != nil {
-		return err
-	}
-	return c.deadline.validate()
-}
-
 // Server serves the Greeter service, the standard health service and, unless
 // turned off, server reflection. Build one with [NewServer], run it with
 // [Server.Serve] and stop it with [Server.Shutdown].
 type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
-	guard  *guard // nil without deadline options
+	guard  *guard.Guard // nil without deadline options
 }
 
 // NewServer builds a Server from opts. It validates them and does no network
 // I/O; the error says which option is wrong. It starts 16 x GOMAXPROCS idle
-// stream-worker goroutines (a tuned default, see tuning.go), which
-// [Server.Shutdown] stops: shut down every Server built.
+// stream-worker goroutines, which [Server.Shutdown] stops: shut down every
+// Server built.
 func NewServer(opts ...ServerOption) (*Server, error) {
 	cfg, err := newServerConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	var gopts []grpc.ServerOption
-	if cfg.tls != nil {
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg.tls)))
+	svc := newService(cfg)
+	s := &Server{grpc: grpc.NewServer(serverOptions(cfg)...), health: health.NewServer(), guard: svc.guard}
+	if err := svc.register(s.grpc); err != nil {
+		return nil, err // unreachable: the server is new
 	}
-	gopts = append(gopts,
-		grpc.ChainUnaryInterceptor(serverUnaryInterceptors(cfg)...),
-		grpc.ChainStreamInterceptor(serverStreamInterceptors(cfg)...),
-	)
-	gopts = append(gopts, serverTransportOptions(cfg)...)
-	gopts = append(gopts, tunedServerOptions()...)
-	gopts = append(gopts, cfg.grpcOpts...)
-
-	s := &Server{grpc: grpc.NewServer(gopts...), health: health.NewServer()}
-	register(s.grpc, cfg)
-	s.guard = cfg.guard
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	for _, name := range []string{"", ServiceName, HelloworldServiceName} {
+	for _, name := range append([]string{""}, cfg.names...) {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	if cfg.reflection {
@@ -108,17 +57,64 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	return s, nil
 }
 
-// Register registers the Greeter service on r, under both [ServiceName] and
-// [HelloworldServiceName], for programs that run their own grpc.Server.
-// Options that belong to a whole server (TLS, interceptors, raw grpc options,
-// reflection, keepalive) are still validated but have no effect here.
+// serverOptions are the grpc server options cfg asks for, the importer's
+// raw ones last so that they win.
+func serverOptions(cfg *serverConfig) []grpc.ServerOption {
+	var opts []grpc.ServerOption
+	if cfg.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.tls)))
+	}
+	// greeter's own interceptors run outside the importer's: recovery
+	// first, so that a panic in any interceptor is caught, then request
+	// ids, so that every interceptor after it sees the id. The service's
+	// own policies (the deadline guard, fault injection) run inside all
+	// of them, bound to its methods.
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	if cfg.recovery {
+		unary = append(unary, recovery.UnaryServerInterceptor(recoveryOption(cfg.logger)))
+		stream = append(stream, recovery.StreamServerInterceptor(recoveryOption(cfg.logger)))
+	}
+	if cfg.requestID {
+		ids := requestid.New()
+		unary = append(unary, ids.UnaryServerInterceptor())
+		stream = append(stream, ids.StreamServerInterceptor())
+	}
+	if cfg.compressor != "" {
+		unary = append(unary, compress.UnaryServerInterceptor(cfg.compressor))
+		stream = append(stream, compress.StreamServerInterceptor(cfg.compressor))
+	}
+	opts = append(opts,
+		grpc.ChainUnaryInterceptor(append(unary, cfg.unary...)...),
+		grpc.ChainStreamInterceptor(append(stream, cfg.stream...)...),
+		grpc.KeepaliveParams(cfg.keepalive),
+		grpc.KeepaliveEnforcementPolicy(cfg.enforcement),
+		grpc.NumStreamWorkers(serverWorkers()),
+	)
+	if cfg.window.set {
+		opts = append(opts, grpc.InitialWindowSize(cfg.window.n))
+	}
+	if cfg.connWindow.set {
+		opts = append(opts, grpc.InitialConnWindowSize(cfg.connWindow.n))
+	}
+	return append(opts, cfg.grpcOpts...)
+}
+
+// Register registers the Greeter service on r, for programs that run their
+// own grpc.Server: under both [ServiceName] and [HelloworldServiceName], or
+// the names [WithServiceNames] picks. The service's own options apply (the
+// handler, deadlines, fault injection, simulated work); options that belong
+// to a whole server (TLS, interceptors, raw grpc options, reflection,
+// keepalive, recovery, request ids) are still validated but have no effect
+// here. When r is a *grpc.Server (or has its GetServiceInfo method),
+// Register checks first that no name is taken and returns an error naming
+// the one that is, registering nothing; r must not be serving yet.
 func Register(r grpc.ServiceRegistrar, opts ...ServerOption) error {
 	cfg, err := newServerConfig(opts)
 	if err != nil {
 		return err
 	}
-	register(r, cfg)
-	return nil
+	return newService(cfg).register(r)
 }
 
 // Serve accepts connections on lis and serves them until [Server.Shutdown].
@@ -141,12 +137,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.grpc.GracefulStop()
 		close(done)
 	}()
-	defer s.guard.stop()
+	if s.guard != nil {
+		defer s.guard.Stop()
+	}
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		s.guard.reportStuck()
+		if s.guard != nil {
+			s.guard.ReportStuck()
+		}
 		s.grpc.Stop()
 		<-done
 		return ctx.Err()
@@ -156,6 +156,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // GRPCServer returns the underlying grpc.Server, to register more services on
 // it before [Server.Serve].
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// Overruns returns how many handlers have kept running longer than the
+// overrun grace after their context ended; always 0 without the deadline
+// guard (see [WithOverrunGrace]).
+func (s *Server) Overruns() int64 {
+	if s.guard == nil {
+		return 0
+	}
+	return s.guard.Overruns()
+}
 
 // Health returns the server's health service, to change the serving status
 // of a service by name ("" for the whole server).

@@ -6,71 +6,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
+	"github.com/grpc-greeter/greeter/internal/wire"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
-// DefaultReplyReserve is the part of its budget a relay keeps for itself to
-// answer its caller, unless changed with [WithReplyReserve].
-const DefaultReplyReserve = 10 * time.Millisecond
-
-// WithUpstream makes the server a relay: every method is answered by calling
-// the same method on upstream, a greeter [Client] the caller builds and
-// closes, after any simulated work ([WithDelay]). The upstream call gets the
-// call's remaining budget minus the reply reserve ([WithReplyReserve]) and is
-// cancelled the moment the relay's own caller goes away; a budget smaller
-// than the reserve fails at once with DeadlineExceeded, without calling
-// upstream. The upstream's errors keep their code. It turns on the deadline
-// guard as [WithServerDeadlines] does. The default is no upstream: the
-// server answers itself.
-func WithUpstream(upstream *Client) ServerOption {
-	return serverOptionFunc(func(c *serverConfig) {
-		c.deadline.on = true
-		if c.deadline.upstream == nil {
-			c.deadline.upstream = &relay{reserve: DefaultReplyReserve}
-		}
-		c.deadline.upstream.client, c.deadline.upstream.set = upstream, true
-	})
-}
-
-// WithReplyReserve sets how much of its remaining budget a relay
-// ([WithUpstream]) keeps to answer its caller after the upstream call ends;
-// the default is [DefaultReplyReserve]. Without it, an upstream call that
-// uses the whole budget leaves no time to reply and the caller sees its own
-// deadline pass instead of the upstream's error.
-func WithReplyReserve(d time.Duration) ServerOption {
-	return serverOptionFunc(func(c *serverConfig) {
-		if c.deadline.upstream == nil {
-			c.deadline.upstream = &relay{}
-		}
-		c.deadline.upstream.reserve = d
-	})
-}
-
-// relay answers calls by calling an upstream greeter.
+// relay is the Greeter handler of [WithUpstream]: it answers every call
+// by calling the same method on an upstream greeter, with the call's
+// remaining budget less a reserve to reply in.
 type relay struct {
+	greeterpb.UnimplementedGreeterServer
 	client  *Client
-	set     bool
 	reserve time.Duration
-	logger  *slog.Logger // the server's, set by newGuard
-}
-
-func (r *relay) validate() error {
-	switch {
-	case !r.set:
-		return errors.New("greeter: WithReplyReserve without WithUpstream")
-	case r.client == nil:
-		return errors.New("greeter: WithUpstream: nil client")
-	case r.reserve < 0:
-		return fmt.Errorf("greeter: WithReplyReserve(%v): must not be negative", r.reserve)
-	}
-	return nil
+	logger  *slog.Logger
 }
 
 // budget derives the upstream call's context from the handler's: its
@@ -82,7 +35,7 @@ func (r *relay) budget(ctx context.Context, method string) (context.Context, con
 	}
 	if left := time.Until(dl); left <= r.reserve {
 		return nil, nil, status.Errorf(codes.DeadlineExceeded,
-			"greeter relay: %s: %v left, not more than the %v reply reserve; upstream not called", method, round(max(left, 0)), r.reserve)
+			"greeter relay: %s: %v left, not more than the %v reply reserve; upstream not called", method, wire.Round(max(left, 0)), r.reserve)
 	}
 	ctx, cancel := context.WithDeadline(ctx, dl.Add(-r.reserve))
 	return ctx, cancel, nil
@@ -101,9 +54,9 @@ func (r *relay) upstreamError(ctx context.Context, method string, err error) err
 			what = "canceled"
 		}
 		r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call ended", slog.String("method", method),
-			slog.String("code", de.Code.String()), slog.Duration("budget", round(de.Budget)), slog.Duration("after", round(de.Elapsed)))
+			slog.String("code", de.Code.String()), slog.Duration("budget", wire.Round(de.Budget)), slog.Duration("after", wire.Round(de.Elapsed)))
 		msg = fmt.Sprintf("greeter relay: %s: upstream %s after %v of its %v budget (ours less the %v reply reserve), %v",
-			method, what, round(de.Elapsed), round(de.Budget), r.reserve, de.Phase)
+			method, what, wire.Round(de.Elapsed), wire.Round(de.Budget), r.reserve, de.Phase)
 	} else {
 		r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call failed", slog.String("method", method), slog.String("code", st.Code().String()))
 		msg = fmt.Sprintf("greeter relay: %s: upstream: %s", method, st.Message())
@@ -117,38 +70,39 @@ func (r *relay) upstreamError(ctx context.Context, method string, err error) err
 	return status.FromProto(p).Err()
 }
 
-func (r *relay) unary(ctx context.Context, method string, req any) (any, error) {
+func (r *relay) SayHello(ctx context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	return r.unary(ctx, req, r.client.SayHello)
+}
+
+func (r *relay) SayHelloAgain(ctx context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	return r.unary(ctx, req, r.client.SayHelloAgain)
+}
+
+func (r *relay) unary(ctx context.Context, req *greeterpb.HelloRequest, call func(context.Context, string, ...grpc.CallOption) (string, error)) (*greeterpb.HelloReply, error) {
+	method, _ := grpc.Method(ctx)
 	uctx, cancel, err := r.budget(ctx, method)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	name := req.(*greeterpb.HelloRequest).GetName()
-	call := r.client.SayHello
-	if strings.HasSuffix(method, "/SayHelloAgain") {
-		call = r.client.SayHelloAgain
-	}
-	msg, err := call(uctx, name)
+	msg, err := call(uctx, req.GetName())
 	if err != nil {
 		return nil, r.upstreamError(ctx, method, err)
 	}
 	return &greeterpb.HelloReply{Message: msg}, nil
 }
 
-func (r *relay) serverStream(ss grpc.ServerStream, method string) error {
-	req := new(greeterpb.HelloRequest)
-	if err := ss.RecvMsg(req); err != nil {
-		return err
-	}
-	// ss paces each forwarded reply by the simulated work, if any.
-	uctx, cancel, err := r.budget(ss.Context(), method)
+func (r *relay) SayHelloStreamReply(req *greeterpb.HelloRequest, stream grpc.ServerStreamingServer[greeterpb.HelloReply]) error {
+	ctx := stream.Context()
+	method, _ := grpc.Method(ctx)
+	uctx, cancel, err := r.budget(ctx, method)
 	if err != nil {
 		return err
 	}
 	defer cancel()
 	up, err := r.client.SayHelloStreamReply(uctx, req.GetName())
 	if err != nil {
-		return r.upstreamError(ss.Context(), method, err)
+		return r.upstreamError(ctx, method, err)
 	}
 	for {
 		reply, err := up.Recv()
@@ -156,32 +110,34 @@ func (r *relay) serverStream(ss grpc.ServerStream, method string) error {
 			return nil
 		}
 		if err != nil {
-			return r.upstreamError(ss.Context(), method, err)
+			return r.upstreamError(ctx, method, err)
 		}
-		if err := ss.SendMsg(reply); err != nil {
+		if err := stream.Send(reply); err != nil {
 			return err
 		}
 	}
 }
 
-func (r *relay) bidiStream(ss grpc.ServerStream, method string) error {
-	uctx, cancel, err := r.budget(ss.Context(), method)
+func (r *relay) SayHelloBidiStream(stream grpc.BidiStreamingServer[greeterpb.HelloRequest, greeterpb.HelloReply]) error {
+	ctx := stream.Context()
+	method, _ := grpc.Method(ctx)
+	uctx, cancel, err := r.budget(ctx, method)
 	if err != nil {
 		return err
 	}
 	defer cancel()
 	up, err := r.client.SayHelloBidiStream(uctx)
 	if err != nil {
-		return r.upstreamError(ss.Context(), method, err)
+		return r.upstreamError(ctx, method, err)
 	}
 	// Requests flow up in their own goroutine. It ends when the caller
-	// closes its side, or when its RecvMsg fails because this handler
+	// closes its side, or when its Recv fails because this handler
 	// returned and grpc ended the stream.
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
-			req := new(greeterpb.HelloRequest)
-			if err := ss.RecvMsg(req); err != nil {
+			req, err := stream.Recv()
+			if err != nil {
 				if err == io.EOF {
 					err = up.CloseSend()
 				}
@@ -208,9 +164,9 @@ func (r *relay) bidiStream(ss grpc.ServerStream, method string) error {
 			}
 		}
 		if err != nil {
-			return r.upstreamError(ss.Context(), method, err)
+			return r.upstreamError(ctx, method, err)
 		}
-		if err := ss.SendMsg(reply); err != nil {
+		if err := stream.Send(reply); err != nil {
 			return err
 		}
 	}

@@ -4,133 +4,111 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
+	"github.com/grpc-greeter/greeter/internal/fault"
+	"github.com/grpc-greeter/greeter/internal/guard"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 )
 
-// service implements the Greeter methods. Its ServiceDesc is built by hand
-// (not taken from greeterpb) so that interceptors see the method name the
-// caller used, /Greeter/... or /helloworld.Greeter/..., where the generated
-// handlers would report /Greeter/... for both.
+// service is the Greeter as a server registers it: one handler, chosen at
+// construction, and the service's own policies around it (the deadline
+// guard, fault injection), which apply under [Register] on someone else's
+// grpc.Server too.
 type service struct {
-	greeterpb.UnimplementedGreeterServer
-	cfg *serverConfig
-	// unary and stream run inside any server-level interceptors, around
-	// every Greeter handler, so that the service's own policies apply under
-	// Register on someone else's grpc.Server too. They are bound to each
-	// method once, at registration, so that a call allocates nothing for
-	// them (see bindUnary).
-	unary  []grpc.UnaryServerInterceptor
-	stream []grpc.StreamServerInterceptor
+	names   []string
+	handler greeterpb.GreeterServer
+	guard   *guard.Guard // nil without deadline options
+	unary   []grpc.UnaryServerInterceptor
+	stream  []grpc.StreamServerInterceptor
 }
 
-// serviceUnaryInterceptors lists the service's own unary policies,
-// outermost first.
-func serviceUnaryInterceptors(cfg *serverConfig) []grpc.UnaryServerInterceptor {
-	var is []grpc.UnaryServerInterceptor
-	if cfg.guard != nil {
-		is = append(is, cfg.guard.unary)
+// newService builds the service cfg describes. The handler is the
+// importer's ([WithHandler]), a relay ([WithUpstream]) or the built-in
+// greeting, wrapped in simulated work when [WithDelay] asks for it.
+func newService(cfg *serverConfig) *service {
+	var h greeterpb.GreeterServer
+	switch {
+	case cfg.handlerSet:
+		h = cfg.handler
+	case cfg.upstreamSet:
+		h = &relay{client: cfg.upstream, reserve: cfg.replyReserve, logger: cfg.logger}
+	default:
+		h = greeting{replies: cfg.streamReplies}
 	}
-	is = append(is, faultUnaryInterceptors(cfg)...)
-	return is
-}
-
-// serviceStreamInterceptors lists the service's own stream policies,
-// outermost first.
-func serviceStreamInterceptors(cfg *serverConfig) []grpc.StreamServerInterceptor {
-	var is []grpc.StreamServerInterceptor
-	if cfg.guard != nil {
-		is = append(is, cfg.guard.stream)
+	if cfg.delay > 0 {
+		h = working{next: h, work: cfg.delay}
 	}
-	is = append(is, faultStreamInterceptors(cfg)...)
-	return is
-}
-
-func register(r grpc.ServiceRegistrar, cfg *serverConfig) {
-	cfg.guard = newGuard(cfg)
-	s := &service{
-		cfg:    cfg,
-		unary:  serviceUnaryInterceptors(cfg),
-		stream: serviceStreamInterceptors(cfg),
-	}
-	for _, name := range []string{ServiceName, HelloworldServiceName} {
-		r.RegisterService(serviceDesc(name, s), s)
-	}
-}
-
-func (s *service) SayHello(_ context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
-	if err := validateName(req.GetName()); err != nil {
-		return nil, err
-	}
-	return &greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}, nil
-}
-
-func (s *service) SayHelloAgain(_ context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
-	if err := validateName(req.GetName()); err != nil {
-		return nil, err
-	}
-	return &greeterpb.HelloReply{Message: "Hello again, " + req.GetName() + "!"}, nil
-}
-
-func (s *service) SayHelloStreamReply(req *greeterpb.HelloRequest, stream grpc.ServerStreamingServer[greeterpb.HelloReply]) error {
-	if err := validateName(req.GetName()); err != nil {
-		return err
-	}
-	n := s.cfg.streamReplies
-	for i := 1; i <= n; i++ {
-		msg := fmt.Sprintf("Hello, %s! (%d/%d)", req.GetName(), i, n)
-		if err := stream.Send(&greeterpb.HelloReply{Message: msg}); err != nil {
-			return err
+	s := &service{names: cfg.names, handler: h}
+	if cfg.deadlines {
+		methods := make(map[string]guard.Policy, len(cfg.methods))
+		for m, p := range cfg.methods {
+			methods[m] = guard.Policy(p)
 		}
+		s.guard = guard.New(guard.Config{Policy: guard.Policy(cfg.policy), Methods: methods, Grace: cfg.grace, Logger: cfg.logger})
+		s.unary = append(s.unary, s.guard.UnaryServerInterceptor())
+		s.stream = append(s.stream, s.guard.StreamServerInterceptor())
+	}
+	if n := cfg.failFirst; n > 0 {
+		s.unary = append(s.unary, fault.UnaryServerInterceptor(n))
+		s.stream = append(s.stream, fault.StreamServerInterceptor(n))
+	}
+	return s
+}
+
+// register registers the service under each of its names, after checking
+// that none is taken: grpc's RegisterService would end the process.
+func (s *service) register(r grpc.ServiceRegistrar) error {
+	if si, ok := r.(interface {
+		GetServiceInfo() map[string]grpc.ServiceInfo
+	}); ok {
+		have := si.GetServiceInfo()
+		for _, name := range s.names {
+			if _, taken := have[name]; taken {
+				return fmt.Errorf("greeter: Register: the server already serves %s; serve the Greeter under the other name with WithServiceNames", name)
+			}
+		}
+	}
+	for _, name := range s.names {
+		r.RegisterService(s.desc(name), s.handler)
 	}
 	return nil
 }
 
-func (s *service) SayHelloBidiStream(stream grpc.BidiStreamingServer[greeterpb.HelloRequest, greeterpb.HelloReply]) error {
-	for {
-		req, err := stream.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := validateName(req.GetName()); err != nil {
-			return err
-		}
-		if err := stream.Send(&greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}); err != nil {
-			return err
-		}
-	}
-}
-
-func serviceDesc(name string, s *service) *grpc.ServiceDesc {
+// desc is the service's ServiceDesc under name. It is built here, not taken
+// from greeterpb, so that interceptors see the method name the caller used,
+// /Greeter/... or /helloworld.Greeter/..., where the generated handlers
+// would report /Greeter/... for both, and so that the service's policies
+// are bound to each method once.
+func (s *service) desc(name string) *grpc.ServiceDesc {
+	h := s.handler
 	return &grpc.ServiceDesc{
 		ServiceName: name,
 		HandlerType: (*greeterpb.GreeterServer)(nil),
 		Methods: []grpc.MethodDesc{
-			{MethodName: "SayHello", Handler: s.unaryHandler("/"+name+"/SayHello", (*service).SayHello)},
-			{MethodName: "SayHelloAgain", Handler: s.unaryHandler("/"+name+"/SayHelloAgain", (*service).SayHelloAgain)},
+			{MethodName: "SayHello", Handler: s.unaryHandler("/"+name+"/SayHello", h.SayHello)},
+			{MethodName: "SayHelloAgain", Handler: s.unaryHandler("/"+name+"/SayHelloAgain", h.SayHelloAgain)},
 		},
 		Streams: []grpc.StreamDesc{
 			{
 				StreamName:    "SayHelloStreamReply",
 				ServerStreams: true,
-				Handler: s.streamHandler("/"+name+"/SayHelloStreamReply", true, false, func(s *service, stream grpc.ServerStream) error {
+				Handler: s.streamHandler("/"+name+"/SayHelloStreamReply", true, false, func(stream grpc.ServerStream) error {
 					req := new(greeterpb.HelloRequest)
 					if err := stream.RecvMsg(req); err != nil {
 						return err
 					}
-					return s.SayHelloStreamReply(req, &grpc.GenericServerStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ServerStream: stream})
+					return h.SayHelloStreamReply(req, &grpc.GenericServerStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ServerStream: stream})
 				}),
 			},
 			{
 				StreamName:    "SayHelloBidiStream",
 				ServerStreams: true,
 				ClientStreams: true,
-				Handler: s.streamHandler("/"+name+"/SayHelloBidiStream", true, true, func(s *service, stream grpc.ServerStream) error {
-					return s.SayHelloBidiStream(&grpc.GenericServerStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ServerStream: stream})
+				Handler: s.streamHandler("/"+name+"/SayHelloBidiStream", true, true, func(stream grpc.ServerStream) error {
+					return h.SayHelloBidiStream(&grpc.GenericServerStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ServerStream: stream})
 				}),
 			},
 		},
@@ -138,16 +116,14 @@ func serviceDesc(name string, s *service) *grpc.ServiceDesc {
 	}
 }
 
-type unaryMethod func(*service, context.Context, *greeterpb.HelloRequest) (*greeterpb.HelloReply, error)
-
-// unaryHandler is the grpc.MethodHandler of one unary method. Its info and
-// the handler wrapped in the service's interceptors are built here, once, so
-// that a call allocates only its request, as generated code does.
-func (s *service) unaryHandler(fullMethod string, m unaryMethod) grpc.MethodHandler {
+// unaryHandler is the grpc.MethodHandler of one unary method, with the
+// service's policies bound to it once, so that a call allocates only its
+// request, as generated code does.
+func (s *service) unaryHandler(fullMethod string, m func(context.Context, *greeterpb.HelloRequest) (*greeterpb.HelloReply, error)) grpc.MethodHandler {
 	// Shared by every call: interceptors read info, they do not change it.
-	info := &grpc.UnaryServerInfo{Server: s, FullMethod: fullMethod}
+	info := &grpc.UnaryServerInfo{Server: s.handler, FullMethod: fullMethod}
 	handler := bindUnary(s.unary, info, func(ctx context.Context, req any) (any, error) {
-		return m(s, ctx, req.(*greeterpb.HelloRequest))
+		return m(ctx, req.(*greeterpb.HelloRequest))
 	})
 	return func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 		req := new(greeterpb.HelloRequest)
@@ -162,11 +138,9 @@ func (s *service) unaryHandler(fullMethod string, m unaryMethod) grpc.MethodHand
 }
 
 // streamHandler is unaryHandler for a streaming method.
-func (s *service) streamHandler(fullMethod string, serverStreams, clientStreams bool, m func(*service, grpc.ServerStream) error) grpc.StreamHandler {
+func (s *service) streamHandler(fullMethod string, serverStreams, clientStreams bool, m func(grpc.ServerStream) error) grpc.StreamHandler {
 	info := &grpc.StreamServerInfo{FullMethod: fullMethod, IsServerStream: serverStreams, IsClientStream: clientStreams}
-	return bindStream(s.stream, info, func(_ any, stream grpc.ServerStream) error {
-		return m(s, stream)
-	})
+	return bindStream(s.stream, info, func(_ any, stream grpc.ServerStream) error { return m(stream) })
 }
 
 // bindUnary wraps h in is, the first outermost, as grpc.ChainUnaryInterceptor
@@ -187,4 +161,122 @@ func bindStream(is []grpc.StreamServerInterceptor, info *grpc.StreamServerInfo, 
 		h = func(srv any, ss grpc.ServerStream) error { return in(srv, ss, info, next) }
 	}
 	return h
+}
+
+// greeting is the built-in Greeter: "Hello, NAME!".
+type greeting struct {
+	greeterpb.UnimplementedGreeterServer
+	replies int // per SayHelloStreamReply
+}
+
+func (greeting) SayHello(_ context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	if err := validateName(req.GetName()); err != nil {
+		return nil, err
+	}
+	return &greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}, nil
+}
+
+func (greeting) SayHelloAgain(_ context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	if err := validateName(req.GetName()); err != nil {
+		return nil, err
+	}
+	return &greeterpb.HelloReply{Message: "Hello again, " + req.GetName() + "!"}, nil
+}
+
+func (g greeting) SayHelloStreamReply(req *greeterpb.HelloRequest, stream grpc.ServerStreamingServer[greeterpb.HelloReply]) error {
+	if err := validateName(req.GetName()); err != nil {
+		return err
+	}
+	for i := 1; i <= g.replies; i++ {
+		msg := fmt.Sprintf("Hello, %s! (%d/%d)", req.GetName(), i, g.replies)
+		if err := stream.Send(&greeterpb.HelloReply{Message: msg}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (greeting) SayHelloBidiStream(stream grpc.BidiStreamingServer[greeterpb.HelloRequest, greeterpb.HelloReply]) error {
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := validateName(req.GetName()); err != nil {
+			return err
+		}
+		if err := stream.Send(&greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}); err != nil {
+			return err
+		}
+	}
+}
+
+// working does [WithDelay]'s simulated work before each reply of next.
+type working struct {
+	greeterpb.UnimplementedGreeterServer
+	next greeterpb.GreeterServer
+	work time.Duration
+}
+
+func (w working) SayHello(ctx context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	if err := wait(ctx, w.work); err != nil {
+		return nil, err
+	}
+	return w.next.SayHello(ctx, req)
+}
+
+func (w working) SayHelloAgain(ctx context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	if err := wait(ctx, w.work); err != nil {
+		return nil, err
+	}
+	return w.next.SayHelloAgain(ctx, req)
+}
+
+func (w working) SayHelloStreamReply(req *greeterpb.HelloRequest, stream grpc.ServerStreamingServer[greeterpb.HelloReply]) error {
+	return w.next.SayHelloStreamReply(req, pacedReplies{stream, w.work})
+}
+
+func (w working) SayHelloBidiStream(stream grpc.BidiStreamingServer[greeterpb.HelloRequest, greeterpb.HelloReply]) error {
+	return w.next.SayHelloBidiStream(pacedBidi{stream, w.work})
+}
+
+// pacedReplies works before sending each reply.
+type pacedReplies struct {
+	grpc.ServerStreamingServer[greeterpb.HelloReply]
+	work time.Duration
+}
+
+func (s pacedReplies) Send(m *greeterpb.HelloReply) error {
+	if err := wait(s.Context(), s.work); err != nil {
+		return err
+	}
+	return s.ServerStreamingServer.Send(m)
+}
+
+// pacedBidi works before sending each reply.
+type pacedBidi struct {
+	grpc.BidiStreamingServer[greeterpb.HelloRequest, greeterpb.HelloReply]
+	work time.Duration
+}
+
+func (s pacedBidi) Send(m *greeterpb.HelloReply) error {
+	if err := wait(s.Context(), s.work); err != nil {
+		return err
+	}
+	return s.BidiStreamingServer.Send(m)
+}
+
+// wait does d of simulated work, or less if ctx ends first.
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }

@@ -3,6 +3,12 @@ package greeter
 import (
 	"encoding/json"
 	"fmt"
+
+	// Linking grpc's health package in registers its client-side health
+	// checker: without it, a "healthCheckConfig" in the service config
+	// (see ServiceConfigWithHealthCheck) is silently ignored and calls
+	// keep going to NOT_SERVING backends.
+	_ "google.golang.org/grpc/health"
 )
 
 // DefaultServiceConfig is the gRPC service config (grpc's JSON form, see

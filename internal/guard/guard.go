@@ -1,8 +1,17 @@
-package greeter
+// Package guard enforces a server's deadline policy on the calls of one
+// service: a default budget for calls that arrive without a deadline, a
+// cap on longer ones, a minimum budget below which a call is refused at
+// once. Its handlers see ctx.Err() == context.DeadlineExceeded when their
+// deadline passed (never Canceled), the caller gets a status that says whose
+// deadline it was (an ErrorInfo with the reasons of package wire), and
+// handlers that run on after their context ended are counted and logged.
+//
+// A [Guard] gives plain grpc interceptors, which greeter binds to its
+// service's methods.
+package guard
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -11,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grpc-greeter/greeter/internal/wire"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -18,48 +28,38 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// DeadlinePolicy is a server's rule for the budgets of the calls it serves.
-// A zero field is off; the zero DeadlinePolicy changes no budget but still
-// makes the server report deadlines exactly (see [WithServerDeadlines]).
-type DeadlinePolicy struct {
-	// Default is the budget given to a call that arrives with no deadline,
-	// so that a client that set none cannot pin the server. Zero: such
-	// calls run with no deadline unless Max is set.
-	Default time.Duration
-	// Max clamps longer budgets, and calls with no deadline when Default is
-	// zero. A call that runs out of the server's cap ends with
-	// DeadlineExceeded, an ErrorInfo detail (reason SERVER_DEADLINE_CAP,
-	// metadata "cap") and the trailer greeter-deadline-cap, so that the
-	// client can tell the server's deadline from its own.
-	Max time.Duration
-	// MinBudget refuses at once, with DeadlineExceeded, a call arriving with
-	// less time left than this, instead of starting work it cannot finish.
-	MinBudget time.Duration
+// Policy is the rule for the budgets of a method's calls; a zero field is
+// off. It must be valid: no negative field, Default and MinBudget at most
+// Max when Max is set, MinBudget at most Default when Default is set.
+type Policy struct {
+	Default, Max, MinBudget time.Duration
 }
 
-func (p DeadlinePolicy) validate(where string) error {
-	switch {
-	case p.Default < 0 || p.Max < 0 || p.MinBudget < 0:
-		return fmt.Errorf("greeter: %s: negative duration in %+v", where, p)
-	case p.Max > 0 && p.Default > p.Max:
-		return fmt.Errorf("greeter: %s: Default %v exceeds Max %v", where, p.Default, p.Max)
-	case p.Max > 0 && p.MinBudget > p.Max:
-		return fmt.Errorf("greeter: %s: MinBudget %v exceeds Max %v: every call would be refused", where, p.MinBudget, p.Max)
-	case p.Default > 0 && p.MinBudget > p.Default:
-		return fmt.Errorf("greeter: %s: MinBudget %v exceeds Default %v: calls without deadline would be refused", where, p.MinBudget, p.Default)
-	}
-	return nil
+// Config configures a Guard.
+type Config struct {
+	// Policy applies to every method not in Methods.
+	Policy Policy
+	// Methods holds the policies of single methods, by full name
+	// ("/Greeter/SayHello") or method name ("SayHello").
+	Methods map[string]Policy
+	// Grace is how long a handler may run on after its context ended
+	// before it is counted and logged; it must be positive.
+	Grace time.Duration
+	// Logger gets the guard's diagnostics; it must not be nil.
+	Logger *slog.Logger
 }
 
-// TrailerDeadlineCap is the trailer in which a server reports the cap it put
-// on a call's budget ([DeadlinePolicy].Max), as a Go duration ("2s"), for
-// clients in any language.
-const TrailerDeadlineCap = "greeter-deadline-cap"
+// New returns a Guard for cfg. [Guard.Stop] it when its server has stopped.
+func New(cfg Config) *Guard {
+	g := &Guard{policy: cfg.Policy, methods: cfg.Methods, logger: cfg.Logger, grace: cfg.Grace, epoch: time.Now()}
+	g.sweeper = time.AfterFunc(time.Hour, g.sweep)
+	g.sweeper.Stop()
+	return g
+}
 
-// DefaultOverrunGrace is how long a handler may keep running after its
-// context ended before the server counts and logs it, unless changed with
-// [WithOverrunGrace].
-const DefaultOverrunGrace = 100 * time.Millisecond
+// Overruns returns how many handlers have run on longer than the grace
+// after their context ended.
+func (g *Guard) Overruns() int64 { return g.overruns.Load() }
 
 // deadlineTolerance is how close to its deadline a call may be cancelled
 // and still be reported as DeadlineExceeded: see exactContext. The server
@@ -71,119 +71,12 @@ const DefaultOverrunGrace = 100 * time.Millisecond
 // nearly was.
 const deadlineTolerance = 25 * time.Millisecond
 
-// WithServerDeadlines sets the server's deadline policy for every method:
-// see [DeadlinePolicy]. It also turns on the deadline guard, which costs a
-// little per call and is off by default: handlers whose context ends because
-// the deadline passed see ctx.Err() == context.DeadlineExceeded (never
-// Canceled) and the status and log say DeadlineExceeded; handlers that run
-// on after their context ended are counted and logged ([WithOverrunGrace]).
-// The default is no policy and no guard.
-func WithServerDeadlines(p DeadlinePolicy) ServerOption {
-	return serverOptionFunc(func(c *serverConfig) {
-		c.deadline.on = true
-		c.deadline.policy = p
-	})
-}
-
-// WithMethodDeadlines sets the deadline policy of one method, by its name
-// ("SayHello", under both service names) or its full name
-// ("/Greeter/SayHello"), in place of the server-wide one. It turns on the
-// deadline guard as [WithServerDeadlines] does.
-func WithMethodDeadlines(method string, p DeadlinePolicy) ServerOption {
-	return serverOptionFunc(func(c *serverConfig) {
-		c.deadline.on = true
-		if c.deadline.methods == nil {
-			c.deadline.methods = map[string]DeadlinePolicy{}
-		}
-		c.deadline.methods[method] = p
-	})
-}
-
-// WithDelay makes the built-in handlers work for d before each reply (each
-// reply of a stream), waiting on a timer or on the end of their context,
-// whichever comes first: simulated work that stops the moment the caller
-// goes away, to show every deadline scenario. It turns on the deadline guard
-// as [WithServerDeadlines] does. The default is no delay.
-func WithDelay(d time.Duration) ServerOption {
-	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.delay = true, d })
-}
-
-// WithOverrunGrace sets how long a handler may run on after its context
-// ended before the server counts it ([Server.Overruns]) and logs it at Warn
-// with its method: grace after its deadline for a call with one (also when
-// its caller left earlier), grace after its caller left for a call without.
-// The server looks every half grace (no more often than every 5ms) while
-// such calls run, so a handler is counted between grace and one and a half
-// grace after that (grace plus 5ms for a grace under 10ms), or when it
-// returns if that comes first.
-// [Server.Shutdown] also names every handler still running when it forces
-// the stop. It turns on the deadline guard as [WithServerDeadlines] does;
-// the default grace is [DefaultOverrunGrace].
-func WithOverrunGrace(d time.Duration) ServerOption {
-	return serverOptionFunc(func(c *serverConfig) { c.deadline.on, c.deadline.grace = true, d })
-}
-
-// Remaining returns the time left before ctx's deadline, and false when ctx
-// has none. In a greeter handler it is the budget after the server's policy.
-func Remaining(ctx context.Context) (time.Duration, bool) {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		return 0, false
-	}
-	return time.Until(dl), true
-}
-
-// Overruns returns how many handlers have kept running longer than the
-// overrun grace after their context ended; always 0 without the deadline
-// guard.
-func (s *Server) Overruns() int64 {
-	if s.guard == nil {
-		return 0
-	}
-	return s.guard.overruns.Load()
-}
-
-// serverDeadlines is the server's deadline configuration and, once built,
-// its guard.
-type serverDeadlines struct {
-	on       bool
-	policy   DeadlinePolicy
-	methods  map[string]DeadlinePolicy
-	delay    time.Duration
-	grace    time.Duration
-	upstream *relay
-	// hook, for tests only, runs in the handler before the work.
-	hook func(ctx context.Context, method string) error
-}
-
-func (d *serverDeadlines) validate() error {
-	if err := d.policy.validate("WithServerDeadlines"); err != nil {
-		return err
-	}
-	for m, p := range d.methods {
-		if m == "" {
-			return errors.New("greeter: WithMethodDeadlines: empty method name")
-		}
-		if err := p.validate(fmt.Sprintf("WithMethodDeadlines(%q)", m)); err != nil {
-			return err
-		}
-	}
-	if d.delay < 0 {
-		return fmt.Errorf("greeter: WithDelay(%v): must not be negative", d.delay)
-	}
-	if d.grace < 0 {
-		return fmt.Errorf("greeter: WithOverrunGrace(%v): must not be negative", d.grace)
-	}
-	if d.upstream != nil {
-		return d.upstream.validate()
-	}
-	return nil
-}
-
-// guard runs the deadline policy around every Greeter handler and keeps
-// track of the handlers running.
-type guard struct {
-	cfg      *serverDeadlines
+// Guard runs a deadline policy around every handler of a service and keeps
+// track of the handlers running. Build one with [New]; its zero value is
+// not usable.
+type Guard struct {
+	policy   Policy
+	methods  map[string]Policy
 	logger   *slog.Logger
 	grace    time.Duration
 	overruns atomic.Int64
@@ -232,35 +125,16 @@ type guardedCall struct {
 	counted atomic.Bool // counted as an overrun
 }
 
-// newGuard returns the guard for cfg, or nil when the deadline options are
-// all off, so that a default server pays nothing per call.
-func newGuard(cfg *serverConfig) *guard {
-	if !cfg.deadline.on {
-		return nil
-	}
-	g := &guard{cfg: &cfg.deadline, logger: cfg.logger, grace: DefaultOverrunGrace}
-	if cfg.deadline.grace > 0 {
-		g.grace = cfg.deadline.grace
-	}
-	g.epoch = time.Now()
-	g.sweeper = time.AfterFunc(time.Hour, g.sweep)
-	g.sweeper.Stop()
-	if cfg.deadline.upstream != nil {
-		cfg.deadline.upstream.logger = cfg.logger
-	}
-	return g
-}
-
-func (g *guard) policyFor(fullMethod string) DeadlinePolicy {
-	if p, ok := g.cfg.methods[fullMethod]; ok {
+func (g *Guard) policyFor(fullMethod string) Policy {
+	if p, ok := g.methods[fullMethod]; ok {
 		return p
 	}
 	if i := strings.LastIndexByte(fullMethod, '/'); i >= 0 {
-		if p, ok := g.cfg.methods[fullMethod[i+1:]]; ok {
+		if p, ok := g.methods[fullMethod[i+1:]]; ok {
 			return p
 		}
 	}
-	return g.cfg.policy
+	return g.policy
 }
 
 // budget is what the policy made of a call's deadline.
@@ -275,7 +149,7 @@ type budget struct {
 // begin applies the policy to a call arriving with ctx. It returns the
 // handler's context and the call, which the caller must end, or the status
 // refusing the call.
-func (g *guard) begin(ctx context.Context, method string) (context.Context, *guardedCall, budget, error) {
+func (g *Guard) begin(ctx context.Context, method string) (context.Context, *guardedCall, budget, error) {
 	p := g.policyFor(method)
 	now := time.Now()
 	b := budget{source: "client"}
@@ -288,9 +162,9 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 	}
 	if left := b.deadline.Sub(now); b.has && p.MinBudget > 0 && left < p.MinBudget {
 		g.logger.LogAttrs(ctx, slog.LevelInfo, "call refused: budget below minimum",
-			slog.String("method", method), slog.Duration("left", round(left)), slog.Duration("min", p.MinBudget))
-		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: %s needs at least %v of budget, the call has %v left", method, p.MinBudget, round(max(left, 0)))).
-			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonMinBudget, Metadata: map[string]string{"min": p.MinBudget.String()}})
+			slog.String("method", method), slog.Duration("left", wire.Round(left)), slog.Duration("min", p.MinBudget))
+		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: %s needs at least %v of budget, the call has %v left", method, p.MinBudget, wire.Round(max(left, 0)))).
+			WithDetails(&errdetails.ErrorInfo{Domain: wire.ErrorInfoDomain, Reason: wire.ReasonMinBudget, Metadata: map[string]string{wire.MetaMin: p.MinBudget.String()}})
 		return nil, nil, b, st.Err()
 	}
 	call := &guardedCall{method: method, start: now}
@@ -327,7 +201,7 @@ func (g *guard) begin(ctx context.Context, method string) (context.Context, *gua
 }
 
 // end ends a call begun by begin, once its handler has returned.
-func (g *guard) end(c *guardedCall) {
+func (g *Guard) end(c *guardedCall) {
 	g.handlerReturned(c) // first: the cancel below must not fire the watch
 	if c.cancel != nil {
 		c.cancel()
@@ -392,20 +266,20 @@ func (c *exactContext) Err() error {
 
 // contextEnded runs when the context of a call without deadline ends while
 // its handler is still running: it starts the overrun clock.
-func (g *guard) contextEnded(c *guardedCall) {
+func (g *Guard) contextEnded(c *guardedCall) {
 	c.ended.Store(g.since(time.Now()))
 	g.armSweep()
 }
 
 // since is t in nanoseconds since the guard's epoch, at least 1: times
 // compared on the monotonic clock, in a word a call can hold atomically.
-func (g *guard) since(t time.Time) int64 {
+func (g *Guard) since(t time.Time) int64 {
 	return max(int64(t.Sub(g.epoch)), 1)
 }
 
 // sweepPeriod is how often the sweeper looks: an overrun is caught between
 // grace and grace plus a period after its context ended.
-func (g *guard) sweepPeriod() time.Duration {
+func (g *Guard) sweepPeriod() time.Duration {
 	return max(g.grace/2, minSweepPeriod)
 }
 
@@ -414,7 +288,7 @@ const minSweepPeriod = 5 * time.Millisecond
 
 // armSweep makes sure a sweep is pending. A sweep disarms before it looks,
 // and a call is listed before it arms: each call is seen by a sweep.
-func (g *guard) armSweep() {
+func (g *Guard) armSweep() {
 	if g.armed.Load() || !g.armed.CompareAndSwap(false, true) {
 		return
 	}
@@ -429,7 +303,7 @@ func (g *guard) armSweep() {
 // context ended, each once, and comes back while calls that may yet
 // overrun are running. One timer for the server instead of one per call:
 // calls start and end without touching the runtime's timers.
-func (g *guard) sweep() {
+func (g *Guard) sweep() {
 	g.armed.Store(false)
 	now := time.Now()
 	nowNs := g.since(now)
@@ -458,25 +332,22 @@ func (g *guard) sweep() {
 	for _, o := range found {
 		g.overruns.Add(1)
 		g.logger.Warn("handler still running after its context ended",
-			"method", o.method, "since_end", round(o.since), "running", round(o.ranFor))
+			"method", o.method, "since_end", wire.Round(o.since), "running", wire.Round(o.ranFor))
 	}
 	if pending {
 		g.armSweep()
 	}
 }
 
-// stop stops the sweeper once the server has stopped.
-func (g *guard) stop() {
-	if g == nil {
-		return
-	}
+// Stop stops the sweeper once the server has stopped.
+func (g *Guard) Stop() {
 	g.sweepMu.Lock()
 	defer g.sweepMu.Unlock()
 	g.stopped = true
 	g.sweeper.Stop()
 }
 
-func (g *guard) handlerReturned(c *guardedCall) {
+func (g *Guard) handlerReturned(c *guardedCall) {
 	if c.unwatch != nil {
 		c.unwatch()
 	}
@@ -485,13 +356,13 @@ func (g *guard) handlerReturned(c *guardedCall) {
 	if e := c.ended.Load(); e != 0 && !c.counted.Load() {
 		if since := time.Duration(g.since(time.Now()) - e); since >= g.grace && c.counted.CompareAndSwap(false, true) {
 			g.overruns.Add(1)
-			g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", round(since))
+			g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", wire.Round(since))
 		}
 	}
 }
 
 // unlist takes c off its shard's list of running handlers.
-func (g *guard) unlist(c *guardedCall) {
+func (g *Guard) unlist(c *guardedCall) {
 	sh := c.shard
 	sh.mu.Lock()
 	if c.prev != nil {
@@ -506,13 +377,13 @@ func (g *guard) unlist(c *guardedCall) {
 }
 
 // stuck names the handlers still running, for Shutdown.
-func (g *guard) stuck() []string {
+func (g *Guard) stuck() []string {
 	var names []string
 	for i := range g.shards {
 		sh := &g.shards[i]
 		sh.mu.Lock()
 		for c := sh.running; c != nil; c = c.next {
-			names = append(names, fmt.Sprintf("%s (running %v)", c.method, round(time.Since(c.start))))
+			names = append(names, fmt.Sprintf("%s (running %v)", c.method, wire.Round(time.Since(c.start))))
 		}
 		sh.mu.Unlock()
 	}
@@ -520,13 +391,10 @@ func (g *guard) stuck() []string {
 	return names
 }
 
-// reportStuck logs the handlers still running when Shutdown forces the
-// stop; they ignored the end of their context, or their callers set no
-// deadline.
-func (g *guard) reportStuck() {
-	if g == nil {
-		return
-	}
+// ReportStuck marks the calls left as cancelled by shutdown and logs the
+// handlers still running when a server's shutdown forces the stop; they
+// ignored the end of their context, or their callers set no deadline.
+func (g *Guard) ReportStuck() {
 	g.stopping.Store(true)
 	if names := g.stuck(); len(names) > 0 {
 		g.logger.Warn("shutdown: grace period over, stopping handlers still running", "handlers", names)
@@ -535,9 +403,9 @@ func (g *guard) reportStuck() {
 
 // finish turns the handler's error into the status the caller gets and
 // logs the end of a call cut short by its deadline or its caller.
-func (g *guard) finish(ctx context.Context, ctxErr error, method string, b budget, call *guardedCall, err error, setTrailer func(metadata.MD)) error {
+func (g *Guard) finish(ctx context.Context, ctxErr error, method string, b budget, call *guardedCall, err error, setTrailer func(metadata.MD)) error {
 	if b.capped > 0 {
-		setTrailer(metadata.Pairs(TrailerDeadlineCap, b.capped.String()))
+		setTrailer(metadata.Pairs(wire.TrailerDeadlineCap, b.capped.String()))
 	}
 	if err == nil || ctxErr == nil {
 		return err
@@ -556,23 +424,23 @@ func (g *guard) finish(ctx context.Context, ctxErr error, method string, b budge
 		}
 		if logOn {
 			g.logger.LogAttrs(ctx, slog.LevelInfo, msg,
-				slog.String("method", method), slog.Duration("after", round(time.Since(call.start))))
+				slog.String("method", method), slog.Duration("after", wire.Round(time.Since(call.start))))
 		}
 		return st
 	}
 	if logOn {
 		g.logger.LogAttrs(ctx, slog.LevelInfo, "deadline exceeded",
 			slog.String("method", method), slog.String("budget_from", b.source),
-			slog.Duration("budget", round(b.deadline.Sub(call.start))), slog.Duration("after", round(time.Since(call.start))))
+			slog.Duration("budget", wire.Round(b.deadline.Sub(call.start))), slog.Duration("after", wire.Round(time.Since(call.start))))
 	}
 	if b.capped > 0 && ctx.Err() == nil {
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: the server's cap of %v for %s ran out", b.capped, method)).
-			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonServerCap, Metadata: map[string]string{"cap": b.capped.String()}})
+			WithDetails(&errdetails.ErrorInfo{Domain: wire.ErrorInfoDomain, Reason: wire.ReasonServerCap, Metadata: map[string]string{wire.MetaCap: b.capped.String()}})
 		return st.Err()
 	}
 	if b.dflt > 0 {
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: the call had no deadline and the server's default of %v for %s ran out", b.dflt, method)).
-			WithDetails(&errdetails.ErrorInfo{Domain: errorInfoDomain, Reason: reasonServerDefault, Metadata: map[string]string{"default": b.dflt.String()}})
+			WithDetails(&errdetails.ErrorInfo{Domain: wire.ErrorInfoDomain, Reason: wire.ReasonServerDefault, Metadata: map[string]string{wire.MetaDefault: b.dflt.String()}})
 		return st.Err()
 	}
 	return errServerDeadline
@@ -585,88 +453,62 @@ var (
 	errShuttingDown   = status.Error(codes.Unavailable, "greeter: server shutting down")
 )
 
-// wait does d of simulated work, or less if ctx ends first.
-func wait(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
-	}
-}
-
-func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	hctx, call, b, err := g.begin(ctx, info.FullMethod)
-	if err != nil {
-		return nil, err
-	}
-	var ctxErr error
-	resp, err := func() (any, error) {
-		defer g.end(call)
-		defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
-		if g.cfg.hook != nil {
-			if err := g.cfg.hook(hctx, info.FullMethod); err != nil {
-				return nil, err
-			}
-		}
-		if err := wait(hctx, g.cfg.delay); err != nil {
+// UnaryServerInterceptor applies the policy to each unary call.
+func (g *Guard) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		hctx, call, b, err := g.begin(ctx, info.FullMethod)
+		if err != nil {
 			return nil, err
 		}
-		if g.cfg.upstream != nil {
-			return g.cfg.upstream.unary(hctx, info.FullMethod, req)
+		var ctxErr error
+		resp, err := func() (any, error) {
+			defer g.end(call)
+			defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
+			return handler(hctx, req)
+		}()
+		err = g.finish(ctx, ctxErr, info.FullMethod, b, call, err, func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) })
+		if err != nil {
+			return nil, err
 		}
-		return handler(hctx, req)
-	}()
-	err = g.finish(ctx, ctxErr, info.FullMethod, b, call, err, func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) })
-	if err != nil {
-		return nil, err
+		return resp, nil
 	}
-	return resp, nil
 }
 
-func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx := ss.Context()
-	hctx, call, b, err := g.begin(ctx, info.FullMethod)
-	if err != nil {
-		return err
-	}
-	gs := &guardedStream{ServerStream: ss, ctx: hctx, delay: g.cfg.delay}
-	if pdl, ok := ctx.Deadline(); b.has && info.IsClientStream && (!ok || b.deadline.Before(pdl)) {
-		// grpc's RecvMsg ends with grpc's context, not ours: without
-		// help a handler blocked in Recv would outlive the server's own
-		// deadline.
-		gs.recvGuard = true
-	}
-	var ctxErr error
-	err = func() error {
-		defer g.end(call)
-		defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
-		switch {
-		case g.cfg.upstream != nil && info.IsClientStream:
-			return g.cfg.upstream.bidiStream(gs, info.FullMethod)
-		case g.cfg.upstream != nil:
-			return g.cfg.upstream.serverStream(gs, info.FullMethod)
+// StreamServerInterceptor applies the policy to each stream.
+func (g *Guard) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx := ss.Context()
+		hctx, call, b, err := g.begin(ctx, info.FullMethod)
+		if err != nil {
+			return err
 		}
-		return handler(srv, gs)
-	}()
-	return g.finish(ctx, ctxErr, info.FullMethod, b, call, err, ss.SetTrailer)
+		gs := &stream{ServerStream: ss, ctx: hctx}
+		if pdl, ok := ctx.Deadline(); b.has && info.IsClientStream && (!ok || b.deadline.Before(pdl)) {
+			// grpc's RecvMsg ends with grpc's context, not ours: without
+			// help a handler blocked in Recv would outlive the server's
+			// own deadline.
+			gs.recvGuard = true
+		}
+		var ctxErr error
+		err = func() error {
+			defer g.end(call)
+			defer func() { ctxErr = hctx.Err() }() // before end cancels hctx
+			return handler(srv, gs)
+		}()
+		return g.finish(ctx, ctxErr, info.FullMethod, b, call, err, ss.SetTrailer)
+	}
 }
 
-// guardedStream hands the handler its policed context and paces replies by
-// the simulated work.
-type guardedStream struct {
+// stream hands the handler its policed context.
+type stream struct {
 	grpc.ServerStream
 	ctx       context.Context
-	delay     time.Duration
 	recvGuard bool
 }
 
-func (s *guardedStream) RecvMsg(m any) error {
+func (s *stream) Context() context.Context { return s.ctx }
+
+func (s *stream) RecvMsg(m any) error {
 	if !s.recvGuard {
 		return s.ServerStream.RecvMsg(m)
 	}
@@ -683,13 +525,4 @@ func (s *guardedStream) RecvMsg(m any) error {
 		// handler returns; the handler must not touch m again.
 		return status.FromContextError(s.ctx.Err()).Err()
 	}
-}
-
-func (s *guardedStream) Context() context.Context { return s.ctx }
-
-func (s *guardedStream) SendMsg(m any) error {
-	if err := wait(s.ctx, s.delay); err != nil {
-		return err
-	}
-	return s.ServerStream.SendMsg(m)
 }

@@ -1,0 +1,5 @@
+package greeter
+
+// StreamWorkersPerCPU is the stream-worker default, for tests and
+// benchmarks that match or outnumber it.
+const StreamWorkersPerCPU = streamWorkersPerCPU

@@ -1,0 +1,130 @@
+// Package requestid gives every call a request id: the caller's own from
+// the x-request-id header when it is usable (printable ASCII, at most 128
+// bytes), otherwise one made up by the server. The id is put in the
+// handler's context ([FromContext]) and sent back in the x-request-id
+// response header, or in the trailer when the call fails before any
+// response, so that grpc can still retry it: grpc retries only calls
+// answered with trailers alone.
+package requestid
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"sync/atomic"
+
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
+	"github.com/grpc-greeter/greeter/internal/wire"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// maxLength bounds a request id taken from a caller; a longer or
+// non-printable one is replaced with a made-up id rather than echoed.
+const maxLength = 128
+
+type key struct{}
+
+// FromContext returns the request id of the call whose server context is
+// ctx, and whether there is one.
+func FromContext(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(key{}).(string)
+	return id, ok
+}
+
+// Generator makes request ids for one server: a random per-server prefix
+// and a counter, so unique per server and cheap, not unguessable.
+type Generator struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+// New returns a Generator with a fresh random prefix.
+func New() *Generator {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return &Generator{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+func (g *Generator) id(ctx context.Context) string {
+	if v := metadata.ValueFromIncomingContext(ctx, wire.RequestIDHeader); len(v) > 0 && usable(v[0]) {
+		return v[0]
+	}
+	return g.prefix + strconv.FormatUint(g.n.Add(1), 16)
+}
+
+func usable(s string) bool {
+	if s == "" || len(s) > maxLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// UnaryServerInterceptor gives each unary call its id.
+func (g *Generator) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		id := g.id(ctx)
+		resp, err := h(context.WithValue(ctx, key{}, id), req)
+		md := metadata.Pairs(wire.RequestIDHeader, id)
+		// Neither fails here: a unary call's headers are not yet sent.
+		if err == nil {
+			_ = grpc.SetHeader(ctx, md)
+		} else {
+			_ = grpc.SetTrailer(ctx, md)
+		}
+		return resp, err
+	}
+}
+
+// StreamServerInterceptor gives each stream its id.
+func (g *Generator) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		id := g.id(ss.Context())
+		w := &stream{
+			// A new wrapper, not middleware.WrapServerStream, which would
+			// reuse and change an outer interceptor's wrapper.
+			WrappedServerStream: &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: context.WithValue(ss.Context(), key{}, id)},
+			md:                  metadata.Pairs(wire.RequestIDHeader, id),
+		}
+		err := h(srv, w)
+		if !w.headerSet {
+			if err == nil {
+				_ = ss.SetHeader(w.md)
+			} else {
+				ss.SetTrailer(w.md)
+			}
+		}
+		return err
+	}
+}
+
+// stream adds the request id to the response header just before the
+// header goes out with the first message.
+type stream struct {
+	*middleware.WrappedServerStream
+	md        metadata.MD
+	headerSet bool
+}
+
+func (s *stream) setHeader() {
+	if !s.headerSet {
+		s.headerSet = true
+		_ = s.ServerStream.SetHeader(s.md)
+	}
+}
+
+func (s *stream) SendHeader(md metadata.MD) error {
+	s.setHeader()
+	return s.ServerStream.SendHeader(md)
+}
+
+func (s *stream) SendMsg(m any) error {
+	s.setHeader()
+	return s.ServerStream.SendMsg(m)
+}
