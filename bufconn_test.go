@@ -40,25 +40,13 @@ func testContext(t *testing.T) context.Context {
 // newServer starts a greetertest server closed at the end of the test.
 func newServer(t *testing.T, opts ...greeter.ServerOption) *greetertest.Server {
 	t.Helper()
-	srv, err := greetertest.NewServer(opts...)
-	if err != nil {
-		t.Fatalf("greetertest.NewServer: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return srv
+	return greetertest.NewServer(t, opts...)
 }
 
+// newClient returns a client of srv, closed with it.
 func newClient(t *testing.T, srv *greetertest.Server, opts ...greeter.ClientOption) *greeter.Client {
 	t.Helper()
-	c, err := srv.Client(opts...)
-	if err != nil {
-		t.Fatalf("Client: %v", err)
-	}
-	return c
+	return srv.Client(t, opts...)
 }
 
 func TestUnary(t *testing.T) {

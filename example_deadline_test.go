@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter"
-	"github.com/grpc-greeter/greeter/greetertest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -17,9 +16,10 @@ import (
 // A call that runs out of time says which deadline, from where, and where
 // the call was; code that only checks status.Code or errors.Is still works.
 func ExampleDeadlineError() {
-	srv, _ := greetertest.NewServer(greeter.WithDelay(time.Hour)) // a slow server
-	defer srv.Close()
-	c, _ := srv.Client()
+	addr, stop := serve(greeter.WithDelay(time.Hour)) // a slow server
+	defer stop()
+	c, _ := greeter.NewClient(addr, greeter.WithInsecure())
+	defer c.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -41,7 +41,7 @@ func ExampleDeadlineError() {
 // not the client's deadline, ended the call; it refuses at once a call
 // with less budget left than its method needs.
 func ExampleWithServerDeadlines() {
-	srv, _ := greetertest.NewServer(
+	addr, stop := serve(
 		greeter.WithDelay(time.Hour),
 		greeter.WithServerDeadlines(greeter.DeadlinePolicy{
 			Default: 50 * time.Millisecond, // for calls that arrive without a deadline
@@ -50,8 +50,9 @@ func ExampleWithServerDeadlines() {
 		// SayHelloAgain needs a second: refuse calls that cannot finish.
 		greeter.WithMethodDeadlines("SayHelloAgain", greeter.DeadlinePolicy{MinBudget: time.Second}),
 	)
-	defer srv.Close()
-	c, _ := srv.Client()
+	defer stop()
+	c, _ := greeter.NewClient(addr, greeter.WithInsecure())
+	defer c.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -73,13 +74,15 @@ func ExampleWithServerDeadlines() {
 // A relay passes its remaining budget, less a reserve to reply, to the
 // server it calls, and cancels that call when its own caller goes away.
 func ExampleWithUpstream() {
-	upstream, _ := greetertest.NewServer()
-	defer upstream.Close()
-	up, _ := upstream.Client()
+	upstreamAddr, upstreamStop := serve()
+	defer upstreamStop()
+	up, _ := greeter.NewClient(upstreamAddr, greeter.WithInsecure())
+	defer up.Close()
 
-	relay, _ := greetertest.NewServer(greeter.WithUpstream(up), greeter.WithReplyReserve(20*time.Millisecond))
-	defer relay.Close()
-	c, _ := relay.Client()
+	relayAddr, relayStop := serve(greeter.WithUpstream(up), greeter.WithReplyReserve(20*time.Millisecond))
+	defer relayStop()
+	c, _ := greeter.NewClient(relayAddr, greeter.WithInsecure())
+	defer c.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -92,9 +95,10 @@ func ExampleWithUpstream() {
 // A stream with an idle timeout needs no whole-stream deadline: it ends
 // only when no message has moved for that long.
 func ExampleWithStreamIdleTimeout() {
-	srv, _ := greetertest.NewServer(greeter.WithDelay(20*time.Millisecond), greeter.WithStreamReplies(3))
-	defer srv.Close()
-	c, _ := srv.Client(greeter.WithStreamIdleTimeout(time.Second))
+	addr, stop := serve(greeter.WithDelay(20*time.Millisecond), greeter.WithStreamReplies(3))
+	defer stop()
+	c, _ := greeter.NewClient(addr, greeter.WithInsecure(), greeter.WithStreamIdleTimeout(time.Second))
+	defer c.Close()
 
 	stream, _ := c.SayHelloStreamReply(context.Background(), "you")
 	for {
@@ -117,9 +121,10 @@ func ExampleWithStreamIdleTimeout() {
 // Each attempt gets at most its own timeout; an attempt that runs out is
 // retried while the call's deadline allows.
 func ExampleWithPerAttemptTimeout() {
-	srv, _ := greetertest.NewServer(greeter.WithDelay(time.Hour)) // every attempt hangs
-	defer srv.Close()
-	c, _ := srv.Client(greeter.WithPerAttemptTimeout(20*time.Millisecond, 3))
+	addr, stop := serve(greeter.WithDelay(time.Hour)) // every attempt hangs
+	defer stop()
+	c, _ := greeter.NewClient(addr, greeter.WithInsecure(), greeter.WithPerAttemptTimeout(20*time.Millisecond, 3))
+	defer c.Close()
 
 	_, err := c.SayHello(context.Background(), "you")
 	var de *greeter.DeadlineError

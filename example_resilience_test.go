@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter"
-	"github.com/grpc-greeter/greeter/greetertest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,23 +16,22 @@ import (
 // A server that fails the first two attempts of every call with
 // UNAVAILABLE: the client's DefaultServiceConfig retries and succeeds.
 func ExampleWithFailFirst() {
-	srv, err := greetertest.NewServer(greeter.WithFailFirst(2))
+	addr, stop := serve(greeter.WithFailFirst(2))
+	defer stop()
+	c, err := greeter.NewClient(addr, greeter.WithInsecure()) // DefaultServiceConfig: up to 4 attempts on UNAVAILABLE
 	if err != nil {
 		panic(err)
 	}
-	defer srv.Close()
-	c, err := srv.Client() // DefaultServiceConfig: up to 4 attempts on UNAVAILABLE
-	if err != nil {
-		panic(err)
-	}
+	defer c.Close()
 	msg, err := c.SayHello(context.Background(), "retry")
 	fmt.Println(msg, status.Code(err))
 
 	// Without a retry policy, the injected failure reaches the caller.
-	noRetry, err := srv.Client(greeter.WithServiceConfig(""))
+	noRetry, err := greeter.NewClient(addr, greeter.WithInsecure(), greeter.WithServiceConfig(""))
 	if err != nil {
 		panic(err)
 	}
+	defer noRetry.Close()
 	_, err = noRetry.SayHello(context.Background(), "once")
 	fmt.Println(status.Code(err))
 	// Output:
@@ -45,12 +43,9 @@ func ExampleWithFailFirst() {
 // HedgingDelay, or at once when the first fails with a non-fatal code, and
 // takes the first good answer.
 func ExampleWithHedging() {
-	srv, err := greetertest.NewServer(greeter.WithFailFirst(1))
-	if err != nil {
-		panic(err)
-	}
-	defer srv.Close()
-	c, err := srv.Client(
+	addr, stop := serve(greeter.WithFailFirst(1))
+	defer stop()
+	c, err := greeter.NewClient(addr, greeter.WithInsecure(),
 		greeter.WithServiceConfig(""), // no retries: the hedge does the work
 		greeter.WithHedging(greeter.HedgingPolicy{
 			MaxAttempts:         3,
@@ -60,6 +55,7 @@ func ExampleWithHedging() {
 	if err != nil {
 		panic(err)
 	}
+	defer c.Close()
 	msg, err := c.SayHello(context.Background(), "hedge")
 	fmt.Println(msg, status.Code(err))
 	// Output: Hello, hedge! OK
@@ -68,20 +64,18 @@ func ExampleWithHedging() {
 // A request id sent by the caller reaches the handler's context and comes
 // back in the response header.
 func ExampleWithRequestID() {
-	srv, err := greetertest.NewServer(greeter.WithRequestID(),
+	addr, stop := serve(greeter.WithRequestID(),
 		greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			id, _ := greeter.RequestIDFromContext(ctx)
 			fmt.Println("server sees", id)
 			return h(ctx, req)
 		}))
+	defer stop()
+	c, err := greeter.NewClient(addr, greeter.WithInsecure())
 	if err != nil {
 		panic(err)
 	}
-	defer srv.Close()
-	c, err := srv.Client()
-	if err != nil {
-		panic(err)
-	}
+	defer c.Close()
 	ctx := metadata.AppendToOutgoingContext(context.Background(), greeter.RequestIDHeader, "req-1")
 	var header metadata.MD
 	if _, err := c.SayHello(ctx, "id", grpc.Header(&header)); err != nil {
@@ -96,15 +90,13 @@ func ExampleWithRequestID() {
 // Compress every request with gzip; the server answers in kind. One call
 // can ask instead with grpc.UseCompressor(greeter.Gzip).
 func ExampleWithCompressor() {
-	srv, err := greetertest.NewServer()
+	addr, stop := serve()
+	defer stop()
+	c, err := greeter.NewClient(addr, greeter.WithInsecure(), greeter.WithCompressor(greeter.Gzip))
 	if err != nil {
 		panic(err)
 	}
-	defer srv.Close()
-	c, err := srv.Client(greeter.WithCompressor(greeter.Gzip))
-	if err != nil {
-		panic(err)
-	}
+	defer c.Close()
 	msg, err := c.SayHello(context.Background(), "gzip")
 	fmt.Println(msg, err)
 	// Output: Hello, gzip! <nil>
@@ -113,15 +105,13 @@ func ExampleWithCompressor() {
 // An invalid name gets InvalidArgument with a BadRequest detail naming the
 // field, which a client can show next to the input.
 func ExampleMaxNameLength() {
-	srv, err := greetertest.NewServer()
+	addr, stop := serve()
+	defer stop()
+	c, err := greeter.NewClient(addr, greeter.WithInsecure())
 	if err != nil {
 		panic(err)
 	}
-	defer srv.Close()
-	c, err := srv.Client()
-	if err != nil {
-		panic(err)
-	}
+	defer c.Close()
 	_, err = c.SayHello(context.Background(), "")
 	st := status.Convert(err)
 	fmt.Println(st.Code())

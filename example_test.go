@@ -2,13 +2,14 @@ package greeter_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net"
 	"time"
 
 	"github.com/grpc-greeter/greeter"
-	"github.com/grpc-greeter/greeter/greetertest"
+	"github.com/grpc-greeter/greeter/greeterpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -50,18 +51,15 @@ func ExampleNewServer() {
 	// Output: Hello, you!
 }
 
-// Call a Greeter server. Here the server runs in process; a real program
-// would pass its address, such as "localhost:50051".
+// Call a Greeter server.
 func ExampleNewClient() {
-	srv, err := greetertest.NewServer()
+	addr, stop := serve()
+	defer stop()
+	c, err := greeter.NewClient(addr, greeter.WithInsecure()) // addr: "localhost:50051", say
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Close()
-	c, err := srv.Client() // greeter.NewClient("localhost:50051", greeter.WithInsecure())
-	if err != nil {
-		log.Fatal(err)
-	}
+	defer c.Close()
 
 	// Every call gets a deadline: the caller's, or greeter.DefaultTimeout.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -81,57 +79,57 @@ func ExampleNewClient() {
 	// Hello again, you!
 }
 
-// Test against a real server in process, over bufconn: no port, no sleep.
-// In a test, greetertest.NewClient(t) does all of this in one call and
-// closes everything with t.Cleanup.
-func Example_inProcess() {
-	srv, err := greetertest.NewServer(greeter.WithStreamReplies(2))
+// Serve your own implementation of the Greeter, with greeter's deadline
+// policy around it: here every call gets at most 50ms on this server, and
+// the handler does its work or stops when its context ends, as grpc-go's
+// own deadline example does.
+func ExampleWithHandler() {
+	addr, stop := serve(
+		greeter.WithHandler(slowGreeter{work: time.Second}),
+		greeter.WithServerDeadlines(greeter.DeadlinePolicy{Max: 50 * time.Millisecond}),
+	)
+	defer stop()
+	c, err := greeter.NewClient(addr, greeter.WithInsecure())
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Close() // also closes the clients it made
+	defer c.Close()
 
-	c, err := srv.Client()
-	if err != nil {
-		log.Fatal(err)
+	_, err = c.SayHello(context.Background(), "you")
+	var de *greeter.DeadlineError
+	if errors.As(err, &de) {
+		fmt.Println(status.Code(err), "from the", de.Source)
 	}
-	stream, err := c.SayHelloStreamReply(context.Background(), "tester")
-	if err != nil {
-		log.Fatal(err)
+	// Output: DeadlineExceeded from the server's cap
+}
+
+// slowGreeter is an importer's Greeter: its work takes a while, and it
+// stops working the moment its caller's budget runs out.
+type slowGreeter struct {
+	greeterpb.UnimplementedGreeterServer
+	work time.Duration
+}
+
+func (g slowGreeter) SayHello(ctx context.Context, req *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
+	select {
+	case <-time.After(g.work):
+		return &greeterpb.HelloReply{Message: "Hello, " + req.GetName() + "!"}, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
-	for {
-		reply, err := stream.Recv()
-		if err != nil {
-			break // io.EOF at the end of the stream
-		}
-		fmt.Println(reply.GetMessage())
-	}
-	// Output:
-	// Hello, tester! (1/2)
-	// Hello, tester! (2/2)
 }
 
 // A caller's deadline bounds the whole call. When the server is too slow,
 // the call fails with DeadlineExceeded once the deadline passes, and the
 // handler's context ends too, so the server stops working for nobody.
 func Example_deadline() {
-	slow := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		select {
-		case <-time.After(time.Second): // simulated slow work
-			return h(ctx, req)
-		case <-ctx.Done():
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
-	}
-	srv, err := greetertest.NewServer(greeter.WithUnaryServerInterceptor(slow))
+	addr, stop := serve(greeter.WithHandler(slowGreeter{work: time.Second}))
+	defer stop()
+	c, err := greeter.NewClient(addr, greeter.WithInsecure())
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Close()
-	c, err := srv.Client()
-	if err != nil {
-		log.Fatal(err)
-	}
+	defer c.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -140,17 +138,45 @@ func Example_deadline() {
 	// Output: true
 }
 
-// Add the Greeter to a grpc.Server the program already runs.
+// Add the Greeter to a grpc.Server the program already runs. Register
+// refuses, with an error and before registering anything, a name the
+// server already serves; WithServiceNames picks the names to serve.
 func ExampleRegister() {
 	gs := grpc.NewServer()
-	if err := greeter.Register(gs); err != nil {
+	// The program serves the Greeter under upstream's name already.
+	if err := greeter.Register(gs, greeter.WithServiceNames(greeter.HelloworldServiceName)); err != nil {
 		log.Fatal(err)
 	}
-	for _, name := range []string{greeter.ServiceName, greeter.HelloworldServiceName} {
-		_, ok := gs.GetServiceInfo()[name]
-		fmt.Println(name, ok)
-	}
+	fmt.Println(greeter.Register(gs)) // both names, by default
+	fmt.Println(greeter.Register(gs, greeter.WithServiceNames(greeter.ServiceName)))
 	// Output:
-	// Greeter true
-	// helloworld.Greeter true
+	// greeter: Register: the server already serves helloworld.Greeter; serve the Greeter under the other name with WithServiceNames
+	// <nil>
+}
+
+// serve starts a greeter server built with opts on 127.0.0.1 and returns
+// its address and a function that shuts it down, as ExampleNewServer does
+// step by step. In tests, greetertest runs one in process instead:
+// greetertest.NewClient(t) is one call.
+func serve(opts ...greeter.ServerOption) (addr string, stop func()) {
+	srv, err := greeter.NewServer(opts...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	return lis.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Fatal(err)
+		}
+		if err := <-served; err != nil {
+			log.Fatal(err)
+		}
+	}
 }

@@ -59,10 +59,7 @@ func BenchmarkResilienceDefaults(b *testing.B) {
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			srv := newBenchServer(b, tt.server...)
-			c, err := srv.Client(append(tt.client, greeter.WithDefaultTimeout(0))...)
-			if err != nil {
-				b.Fatal(err)
-			}
+			c := srv.Client(b, append(tt.client, greeter.WithDefaultTimeout(0))...)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -77,10 +74,5 @@ func BenchmarkResilienceDefaults(b *testing.B) {
 
 func newBenchServer(b *testing.B, opts ...greeter.ServerOption) *greetertest.Server {
 	b.Helper()
-	srv, err := greetertest.NewServer(opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Close() })
-	return srv
+	return greetertest.NewServer(b, opts...)
 }

@@ -2,12 +2,17 @@
 // [bufconn], for tests: no port, no sleep, nothing left behind. It is to
 // greeter what net/http/httptest is to net/http.
 //
-// In a test, one call gives a ready client:
+// In a test, one call gives a ready client, closed with its server by
+// t.Cleanup:
 //
 //	c := greetertest.NewClient(t, greeter.WithStreamReplies(5))
 //	msg, err := c.SayHello(ctx, "you")
 //
-// For client options, or several clients on one server, use [NewServer].
+// For client options, or several clients on one server, start the server
+// with [NewServer] and make clients with [Server.Client]:
+//
+//	srv := greetertest.NewServer(t, greeter.WithHandler(myGreeter{}))
+//	c := srv.Client(t, greeter.WithPerAttemptTimeout(100*time.Millisecond, 3))
 package greetertest
 
 import (
@@ -39,26 +44,34 @@ type Server struct {
 }
 
 // NewServer starts a greeter server built with opts on a new bufconn
-// listener. Close it when done; [Server.Close] also closes the clients made
-// by [Server.Client].
-func NewServer(opts ...greeter.ServerOption) (*Server, error) {
+// listener and closes it, with the clients made by [Server.Client], when
+// the test ends (tb.Cleanup). Invalid options end the test with tb.Fatal.
+func NewServer(tb testing.TB, opts ...greeter.ServerOption) *Server {
+	tb.Helper()
 	srv, err := greeter.NewServer(opts...)
 	if err != nil {
-		return nil, err
+		tb.Fatalf("greetertest: %v", err)
 	}
 	s := &Server{Server: srv, lis: bufconn.Listen(bufSize), served: make(chan error, 1)}
 	go func() { s.served <- srv.Serve(s.lis) }()
-	return s, nil
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("greetertest: Close: %v", err)
+		}
+	})
+	return s
 }
 
 // Client returns a new client connected to s over bufconn, with plaintext
-// transport, configured by opts. Options given later win, so opts can replace
-// the transport (with greeter.WithTLS, say).
-func (s *Server) Client(opts ...greeter.ClientOption) (*greeter.Client, error) {
+// transport, configured by opts. Options given later win, so opts can
+// replace the transport (with greeter.WithTLS, say). The client is closed
+// with s; invalid options end the test with tb.Fatal.
+func (s *Server) Client(tb testing.TB, opts ...greeter.ClientOption) *greeter.Client {
+	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("greetertest: Client called after Close")
+		tb.Fatal("greetertest: Client called after Close")
 	}
 	base := []greeter.ClientOption{
 		greeter.WithInsecure(),
@@ -68,10 +81,10 @@ func (s *Server) Client(opts ...greeter.ClientOption) (*greeter.Client, error) {
 	// lookup and no change to grpc's global default scheme.
 	c, err := greeter.NewClient("passthrough:///bufnet", append(base, opts...)...)
 	if err != nil {
-		return nil, err
+		tb.Fatalf("greetertest: %v", err)
 	}
 	s.clients = append(s.clients, c)
-	return c, nil
+	return c
 }
 
 // Dial opens a new in-memory connection to s, for use with
@@ -81,7 +94,9 @@ func (s *Server) Dial(ctx context.Context, _ string) (net.Conn, error) {
 }
 
 // Close closes the clients made by [Server.Client], stops the server at once
-// (in-flight calls are cancelled) and waits for it to finish serving.
+// (in-flight calls are cancelled) and waits for it to finish serving. The
+// test's cleanup calls it; calling it earlier, to test what a stopped server
+// does, is fine, and later calls do nothing.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -107,22 +122,8 @@ func (s *Server) Close() error {
 }
 
 // NewClient starts a server built with opts, as [NewServer] does, and returns
-// a client connected to it. Both are closed by tb.Cleanup; a failure to build
-// either ends the test with tb.Fatal.
+// a client connected to it. Both are closed by tb.Cleanup.
 func NewClient(tb testing.TB, opts ...greeter.ServerOption) *greeter.Client {
 	tb.Helper()
-	s, err := NewServer(opts...)
-	if err != nil {
-		tb.Fatalf("greetertest: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("greetertest: Close: %v", err)
-		}
-	})
-	c, err := s.Client()
-	if err != nil {
-		tb.Fatalf("greetertest: %v", err)
-	}
-	return c
+	return NewServer(tb, opts...).Client(tb)
 }
