@@ -159,15 +159,19 @@ func TestServePolicyCLI(t *testing.T) {
 }
 
 func TestServeRelayCLI(t *testing.T) {
+	// The relay keeps a reserve of a second to answer in, so that the
+	// upstream's error reaches the caller before the caller's own
+	// deadline also on a loaded machine: the upstream gets 100ms for its
+	// 300ms of work.
 	up := serveCLI(t, "127.0.0.1:0", "--delay", "300ms")
-	relay := serveCLI(t, "127.0.0.1:0", "--upstream", up)
-	code, _, stderr, _ := callCLI(t, "--addr", relay, "--timeout", "100ms")
+	relay := serveCLI(t, "127.0.0.1:0", "--upstream", up, "--reply-reserve", "1s")
+	code, _, stderr, _ := callCLI(t, "--addr", relay, "--timeout", "1100ms")
 	if code == 0 || !strings.Contains(stderr, "DeadlineExceeded") || !strings.Contains(stderr, "upstream") {
 		t.Errorf("via relay to a 300ms upstream with 100ms: exit %d, stderr %q; want DeadlineExceeded from upstream", code, stderr)
 	}
-	code, stdout, stderr, _ := callCLI(t, "--addr", relay, "--timeout", "1s", "--name", "relay")
+	code, stdout, stderr, _ := callCLI(t, "--addr", relay, "--timeout", "2s", "--name", "relay")
 	if code != 0 || stdout != "Hello, relay!\n" {
-		t.Errorf("via relay with 1s: exit %d, stdout %q, stderr %q; want the upstream's greeting", code, stdout, stderr)
+		t.Errorf("via relay with 2s: exit %d, stdout %q, stderr %q; want the upstream's greeting", code, stdout, stderr)
 	}
 }
 
