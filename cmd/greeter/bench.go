@@ -20,7 +20,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
@@ -39,13 +38,28 @@ type benchConfig struct {
 	duration    time.Duration
 	rps         float64
 	timeout     time.Duration
+	maxErrors   int64
 	json        bool
 }
 
+// benchNotes is the end of greeter bench --help.
+const benchNotes = `
+QPS and latency are those of the successful (OK) calls. The report lists the
+calls by status code, with a sample message for each code of the failed ones.
+
+Exit codes:
+  0  the run passed: some calls succeeded, at most --max-errors failed
+  1  no call succeeded, or more than --max-errors calls failed (why on stderr)
+  2  bad flags
+`
+
+// runBench loads a Greeter server with calls and reports what they measured
+// (see benchNotes), on stdout; its verdict, when the run failed, on stderr.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("bench", "[flags]", stderr)
+	addUsageNotes(fs, benchNotes)
 	var cfg benchConfig
-	fs.StringVar(&cfg.addr, "addr", "localhost:50051", "server `address` (any gRPC target)")
+	fs.StringVar(&cfg.addr, "addr", "localhost:50051", addrUsage)
 	fs.StringVar(&cfg.service, "service", greeter.ServiceName, "service name to call: Greeter or helloworld.Greeter")
 	fs.StringVar(&cfg.name, "name", "world", "name to greet in every call")
 	fs.IntVar(&cfg.concurrency, "concurrency", 50, "number of callers making calls at the same time")
@@ -54,6 +68,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.duration, "duration", 0, "stop starting calls after this long (default 10s unless --total is given)")
 	fs.Float64Var(&cfg.rps, "rps", 0, "start this many calls per second in all, on a fixed schedule whatever the replies (latency counts from each call's scheduled time); 0 for no limit")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "deadline of each call")
+	fs.Int64Var(&cfg.maxErrors, "max-errors", 0, "exit 1 when more than `N` calls fail (0: when any fails); a run in which no call succeeds always exits 1")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -84,19 +99,67 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if cfg.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(res.report()); err != nil {
+		if err := enc.Encode(res.report(cfg.maxErrors)); err != nil {
 			fmt.Fprintf(stderr, "greeter bench: %v\n", err)
 			return 1
 		}
 	} else {
 		res.print(stdout)
 	}
-	if res.count > 0 && res.errors[codes.OK] == 0 {
-		// Every call failed: the target is down or broken, which a script
-		// running the benchmark must notice.
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "greeter bench: interrupted after %.2fs: the results are of the calls that ended before\n", res.elapsed.Seconds())
+	}
+	if verdict, failed := res.verdict(cfg.maxErrors); failed {
+		// The target is down, broken or overloaded, or it is not the
+		// service asked for: a script running the benchmark must notice.
+		fmt.Fprintf(stderr, "greeter bench: %s\n", verdict)
 		return 1
 	}
 	return 0
+}
+
+// verdict says whether a run failed: no call ended, none succeeded, or more
+// than maxErrors failed. A failed run's verdict says why.
+func (r benchResult) verdict(maxErrors int64) (string, bool) {
+	ok := r.errors[codes.OK]
+	failed := r.count - ok
+	switch {
+	case r.count == 0:
+		return "FAIL: no call ended", true
+	case ok == 0:
+		return fmt.Sprintf("FAIL: no call succeeded: all %d failed (%s)", r.count, r.errorSummary()), true
+	case failed > maxErrors:
+		return fmt.Sprintf("FAIL: %d of %d calls failed (%s), more than --max-errors %d", failed, r.count, r.errorSummary(), maxErrors), true
+	}
+	return "", false
+}
+
+// errorSummary is the failed calls' counts by code, most first:
+// "Unavailable 12, DeadlineExceeded 3".
+func (r benchResult) errorSummary() string {
+	var parts []string
+	for _, c := range r.failedCodes() {
+		parts = append(parts, fmt.Sprintf("%v %d", c, r.errors[c]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// failedCodes returns the codes of the failed calls, the most frequent
+// first.
+func (r benchResult) failedCodes() []codes.Code {
+	var cs []codes.Code
+	for c := range r.errors {
+		if c != codes.OK {
+			cs = append(cs, c)
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if r.errors[cs[i]] != r.errors[cs[j]] {
+			return r.errors[cs[i]] > r.errors[cs[j]]
+		}
+		return cs[i] < cs[j]
+	})
+	return cs
 }
 
 func (c *benchConfig) validate(fs *flag.FlagSet) error {
@@ -133,15 +196,7 @@ func connect(ctx context.Context, clients []*greeter.Client, timeout time.Durati
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, c := range clients {
-		wg.Go(func() {
-			conn := c.Conn()
-			conn.Connect()
-			for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
-				if s == connectivity.TransientFailure || !conn.WaitForStateChange(ctx, s) {
-					return
-				}
-			}
-		})
+		wg.Go(func() { waitReady(ctx, c.Conn()) })
 	}
 	wg.Wait()
 }
@@ -149,9 +204,23 @@ func connect(ctx context.Context, clients []*greeter.Client, timeout time.Durati
 // shard is one part of the results, shared by a few callers so that
 // recording a call rarely waits on a lock.
 type shard struct {
-	mu     sync.Mutex
-	hist   *hdrhistogram.Histogram // latency in microseconds
-	errors map[codes.Code]int64
+	mu      sync.Mutex
+	hist    *hdrhistogram.Histogram // latency of the OK calls, in microseconds
+	errors  map[codes.Code]int64
+	samples map[codes.Code]string // the first error message of each code
+}
+
+// record counts the end of one call that took d.
+func (sh *shard) record(d time.Duration, err error) {
+	code := status.Code(err)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.errors[code]++
+	if code == codes.OK {
+		sh.hist.RecordValue(min(max(d.Microseconds(), 1), maxLatencyMicros))
+	} else if _, ok := sh.samples[code]; !ok {
+		sh.samples[code] = errorText(err)
+	}
 }
 
 // maxLatencyMicros is the highest latency the histograms track; longer calls
@@ -167,8 +236,9 @@ type benchResult struct {
 	target  float64 // --rps; 0 for no limit
 	count   int64
 	elapsed time.Duration
-	hist    *hdrhistogram.Histogram
-	errors  map[codes.Code]int64 // including OK
+	hist    *hdrhistogram.Histogram // latency of the OK calls
+	errors  map[codes.Code]int64    // including OK
+	samples map[codes.Code]string   // one error message for each failed code
 }
 
 // bench runs the load: cfg.concurrency callers share the clients round
@@ -194,7 +264,7 @@ func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar 
 	}
 	shards := make([]*shard, min(cfg.concurrency, 4*runtime.GOMAXPROCS(0)))
 	for i := range shards {
-		shards[i] = &shard{hist: newHistogram(), errors: map[codes.Code]int64{}}
+		shards[i] = &shard{hist: newHistogram(), errors: map[codes.Code]int64{}, samples: map[codes.Code]string{}}
 	}
 
 	var started, done atomic.Int64
@@ -219,21 +289,27 @@ func bench(ctx context.Context, cfg benchConfig, clients []*greeter.Client, bar 
 				_, err := c.SayHello(cctx, cfg.name)
 				d := time.Since(t)
 				ccancel()
-				sh.mu.Lock()
-				sh.hist.RecordValue(min(max(d.Microseconds(), 1), maxLatencyMicros))
-				sh.errors[status.Code(err)]++
-				sh.mu.Unlock()
+				if err != nil && ctx.Err() != nil {
+					return // cut short by an interrupt: not the server's doing
+				}
+				sh.record(d, err)
 				done.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	res := benchResult{target: cfg.rps, elapsed: time.Since(start), count: done.Load(), hist: newHistogram(), errors: map[codes.Code]int64{}}
+	res := benchResult{target: cfg.rps, elapsed: time.Since(start), count: done.Load(), hist: newHistogram(),
+		errors: map[codes.Code]int64{}, samples: map[codes.Code]string{}}
 	progress()
 	for _, sh := range shards {
 		res.hist.Merge(sh.hist)
 		for code, n := range sh.errors {
 			res.errors[code] += n
+		}
+		for code, msg := range sh.samples {
+			if _, ok := res.samples[code]; !ok {
+				res.samples[code] = msg
+			}
 		}
 	}
 	return res
@@ -262,25 +338,41 @@ func waitUntil(stop context.Context, t time.Time) (time.Time, bool) {
 	}
 }
 
-// qps is the calls completed per second of the run.
+// qps is the successful calls per second of the run: failed calls, which
+// a broken server can make very fast, do not count.
 func (r benchResult) qps() float64 {
+	return r.rate(r.errors[codes.OK])
+}
+
+// callsPerSecond is the calls ended per second of the run, failed or not.
+func (r benchResult) callsPerSecond() float64 {
+	return r.rate(r.count)
+}
+
+func (r benchResult) rate(n int64) float64 {
 	if r.elapsed <= 0 {
 		return 0
 	}
-	return float64(r.count) / r.elapsed.Seconds()
+	return float64(n) / r.elapsed.Seconds()
 }
 
-// jsonReport is the --json output. Latencies are in milliseconds.
+// jsonReport is the --json output. Latencies are in milliseconds, of the
+// OK calls only; latency_ms is left out when no call succeeded.
 type jsonReport struct {
-	Count      int64            `json:"count"`
-	OK         int64            `json:"ok"`
-	DurationS  float64          `json:"duration_s"`
-	QPS        float64          `json:"qps"`
-	TargetQPS  float64          `json:"target_qps,omitempty"`
-	LatencyMs  jsonLatency      `json:"latency_ms"`
-	Histogram  []jsonBucket     `json:"histogram"`
-	Errors     map[string]int64 `json:"errors"`
-	StatusCode map[string]int64 `json:"status_codes"`
+	Count        int64             `json:"count"`
+	OK           int64             `json:"ok"`
+	DurationS    float64           `json:"duration_s"`
+	QPS          float64           `json:"qps"`         // OK calls per second
+	CallsPerS    float64           `json:"calls_per_s"` // calls per second, failed or not
+	TargetQPS    float64           `json:"target_qps,omitempty"`
+	LatencyMs    *jsonLatency      `json:"latency_ms,omitempty"`
+	Histogram    []jsonBucket      `json:"histogram"`
+	Errors       map[string]int64  `json:"errors"`        // failed calls by code
+	ErrorSamples map[string]string `json:"error_samples"` // one message for each code of errors
+	StatusCode   map[string]int64  `json:"status_codes"`
+	// Failure says why the run failed (and greeter bench exited 1); it
+	// is left out when the run passed.
+	Failure string `json:"failure,omitempty"`
 }
 
 type jsonLatency struct {
@@ -301,19 +393,22 @@ type jsonBucket struct {
 
 func micros(v int64) float64 { return float64(v) / 1e3 }
 
-func (r benchResult) report() jsonReport {
+func (r benchResult) report(maxErrors int64) jsonReport {
 	rep := jsonReport{
-		Count:      r.count,
-		OK:         r.errors[codes.OK],
-		DurationS:  r.elapsed.Seconds(),
-		QPS:        r.qps(),
-		TargetQPS:  r.target,
-		Errors:     map[string]int64{},
-		StatusCode: map[string]int64{},
-		Histogram:  []jsonBucket{},
+		Count:        r.count,
+		OK:           r.errors[codes.OK],
+		DurationS:    r.elapsed.Seconds(),
+		QPS:          r.qps(),
+		CallsPerS:    r.callsPerSecond(),
+		TargetQPS:    r.target,
+		Errors:       map[string]int64{},
+		ErrorSamples: map[string]string{},
+		StatusCode:   map[string]int64{},
+		Histogram:    []jsonBucket{},
 	}
-	if r.count > 0 {
-		rep.LatencyMs = jsonLatency{
+	rep.Failure, _ = r.verdict(maxErrors)
+	if r.hist.TotalCount() > 0 {
+		rep.LatencyMs = &jsonLatency{
 			Min:  micros(r.hist.Min()),
 			Mean: r.hist.Mean() / 1e3,
 			P50:  micros(r.hist.ValueAtPercentile(50)),
@@ -329,6 +424,7 @@ func (r benchResult) report() jsonReport {
 		rep.StatusCode[code.String()] = n
 		if code != codes.OK {
 			rep.Errors[code.String()] = n
+			rep.ErrorSamples[code.String()] = r.samples[code]
 		}
 	}
 	return rep
@@ -345,7 +441,7 @@ const histogramBuckets = 10
 // geometrically from the fastest call to the slowest, so that both the body
 // and the tail of the distribution show.
 func (r benchResult) buckets() []bucket {
-	if r.count == 0 {
+	if r.hist.TotalCount() == 0 {
 		return nil
 	}
 	lo, hi := float64(r.hist.Min()), float64(r.hist.Max())
@@ -369,21 +465,47 @@ func (r benchResult) buckets() []bucket {
 	return bs
 }
 
+// print writes the report for a person: a summary, then the latency of the
+// OK calls (none when no call succeeded), then the calls by status code
+// with a sample message for each failed code.
 func (r benchResult) print(w io.Writer) {
+	r.printSummary(w)
+	if r.hist.TotalCount() > 0 {
+		r.printLatency(w)
+	}
+	r.printCodes(w)
+}
+
+func (r benchResult) printSummary(w io.Writer) {
 	ok := r.errors[codes.OK]
 	fmt.Fprintf(w, "Summary:\n")
 	fmt.Fprintf(w, "  Calls:     %d (%d OK, %d failed)\n", r.count, ok, r.count-ok)
 	fmt.Fprintf(w, "  Duration:  %.2fs\n", r.elapsed.Seconds())
-	if r.target > 0 {
-		fmt.Fprintf(w, "  QPS:       %.1f (target %g)\n", r.qps(), r.target)
-	} else {
-		fmt.Fprintf(w, "  QPS:       %.1f\n", r.qps())
-	}
-	if r.count == 0 {
+	if ok == 0 {
+		fmt.Fprintf(w, "  QPS:       none: no call succeeded, so no QPS or latency to report\n")
 		return
 	}
+	var notes []string
+	if ok < r.count {
+		notes = append(notes, fmt.Sprintf("%.1f calls/s with the failed ones", r.callsPerSecond()))
+	}
+	if r.target > 0 {
+		notes = append(notes, fmt.Sprintf("target %g", r.target))
+	}
+	fmt.Fprintf(w, "  QPS:       %.1f OK calls/s", r.qps())
+	if len(notes) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(notes, "; "))
+	}
+	fmt.Fprintln(w)
+}
+
+func (r benchResult) printLatency(w io.Writer) {
 	d := func(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
-	fmt.Fprintf(w, "\nLatency:\n")
+	if r.errors[codes.OK] < r.count {
+		fmt.Fprintf(w, "\nLatency of the OK calls:\n")
+	} else {
+		fmt.Fprintf(w, "\nLatency:\n")
+	}
 	fmt.Fprintf(w, "  p50  %v\n  p90  %v\n  p99  %v\n  max  %v\n",
 		d(r.hist.ValueAtPercentile(50)), d(r.hist.ValueAtPercentile(90)),
 		d(r.hist.ValueAtPercentile(99)), d(r.hist.Max()))
@@ -401,7 +523,12 @@ func (r benchResult) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  ≤ %-10v %8d %s\n", d(b.le), b.count, strings.Repeat("■", n))
 	}
+}
 
+func (r benchResult) printCodes(w io.Writer) {
+	if r.count == 0 {
+		return
+	}
 	fmt.Fprintf(w, "\nStatus codes:\n")
 	var cs []codes.Code
 	for c := range r.errors {
@@ -409,7 +536,13 @@ func (r benchResult) print(w io.Writer) {
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i] < cs[j] })
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-18s %d\n", c, r.errors[c])
+		if c == codes.OK {
+			fmt.Fprintf(w, "  %-18s %d\n", c, r.errors[c])
+			continue
+		}
+		// One line per code, whatever the message holds.
+		msg := strings.Join(strings.Fields(r.samples[c]), " ")
+		fmt.Fprintf(w, "  %-18s %d  e.g. %s\n", c, r.errors[c], msg)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 
 func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("call", "[flags]", stderr)
-	addr := fs.String("addr", "localhost:50051", "server `address` (any gRPC target)")
+	addr := fs.String("addr", "localhost:50051", addrUsage)
 	name := fs.String("name", "world", "name to greet")
 	again := fs.Bool("again", false, "call SayHelloAgain instead of SayHello")
 	timeout := fs.Duration("timeout", time.Second, "deadline for the call (0: none of ours; a unary call then gets the client's default of 10s, a --stream ends after 10s without a message)")
@@ -29,8 +29,8 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	if *timeout < 0 {
-		fmt.Fprintf(stderr, "greeter call: --timeout %v: must not be negative\n", *timeout)
+	if *deadlines.attempts < 1 {
+		fmt.Fprintf(stderr, "greeter call: --attempts %d: must be at least 1\n", *deadlines.attempts)
 		return 2
 	}
 	transport, err := tlsFlags.option()
@@ -75,17 +75,24 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printMetadata(stderr, "trailer", trailer)
 	}
 	if err != nil {
-		// A DeadlineError's own text also says how long the call took,
-		// which its status message leaves out.
-		msg := status.Convert(err).Message()
-		if de := (*greeter.DeadlineError)(nil); errors.As(err, &de) {
-			msg = de.Error()
-		}
-		fmt.Fprintf(stderr, "%s: %s\n", status.Code(err), msg)
+		fmt.Fprintf(stderr, "%s: %s\n", status.Code(err), errorText(err))
 		return 1
 	}
 	if !*deadlines.stream {
 		fmt.Fprintln(stdout, msg)
 	}
 	return 0
+}
+
+// addrUsage describes the --addr flag of the commands that call a server.
+const addrUsage = "server `address`: any gRPC target, such as host:port, dns:///host:port or unix:/path/to/socket"
+
+// errorText is what a person reads of a failed call's error: a
+// DeadlineError's own text, which also says how long the call took and
+// which budget ran out, else the status message.
+func errorText(err error) string {
+	if de := (*greeter.DeadlineError)(nil); errors.As(err, &de) {
+		return de.Error()
+	}
+	return status.Convert(err).Message()
 }

@@ -2,19 +2,20 @@
 //
 // Usage:
 //
-//	greeter serve [--addr localhost:50051] [--grace 10s] [--fail-first N]
+//	greeter serve [--addr localhost:50051 | --addr unix:/path] [--grace 10s] [--fail-first N]
 //	greeter call  [--addr localhost:50051] [--name world] [--again] [--timeout 1s]
 //	              [--header k=v ...] [-v] [--compress gzip]
 //	greeter health [--addr localhost:50051] [--service NAME]
-//	greeter bench [--addr localhost:50051] [--concurrency 50] [--total N | --duration 10s] [--rps R] [--json]
+//	greeter bench [--addr localhost:50051] [--concurrency 50] [--total N | --duration 10s] [--rps R]
+//	              [--max-errors N] [--json]
+//	greeter version (or greeter --version)
 //
-// Run "greeter CMD --help" for every flag of a command.
+// Run "greeter CMD --help" for every flag of a command. Bad flags exit 2
+// (1 for health, whose exit codes are grpc-health-probe's).
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -53,6 +54,7 @@ func commands() []command {
 		{"call", "call the Greeter service once and print the reply", runCall},
 		{"health", "check a server's health; exit 0 only when SERVING", runHealth},
 		{"bench", "load a Greeter server and report QPS, latency and errors", runBench},
+		{"version", "print the versions of greeter, grpc-go and Go", runVersion},
 	}
 }
 
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		usage(stdout)
 		return 0
+	case "-version", "--version":
+		return runVersion(ctx, args[1:], stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -85,39 +89,4 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun \"greeter COMMAND --help\" for a command's flags.")
-}
-
-// newFlagSet returns a flag set for one command that reports errors and help
-// on stderr; parse then tells whether to go on and with which exit code.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("greeter "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: greeter %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses args into fs. It returns ok=false with the exit code when the
-// command must stop: 0 after --help, 2 on a bad flag.
-func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0, false
-	case err != nil:
-		return 2, false
-	case fs.NArg() > 0:
-		fmt.Fprintf(fs.Output(), "%s: unexpected arguments: %v\n", fs.Name(), fs.Args())
-		return 2, false
-	}
-	return 0, true
-}
-
-// flagSet reports whether the flag name was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }

@@ -72,12 +72,13 @@ func TestCallFailurePrintsCode(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	code, out, _ := runCmd("--help")
-	if code != 0 || !strings.Contains(out, "serve") || !strings.Contains(out, "call") {
+	if code != 0 || !strings.Contains(out, "serve") || !strings.Contains(out, "call") || !strings.Contains(out, "version") {
 		t.Fatalf("greeter --help = %d, %q", code, out)
 	}
 	for cmd, flags := range map[string][]string{
 		"serve": {"-addr", "-grace", "-no-reflection"},
 		"call":  {"-addr", "-name", "-again", "-timeout", "-service"},
+		"bench": {"-max-errors N", "those of the successful (OK) calls", "Exit codes:", "1  no call succeeded, or more than --max-errors"},
 	} {
 		code, _, errOut := runCmd(cmd, "--help")
 		if code != 0 {

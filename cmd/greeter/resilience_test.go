@@ -15,7 +15,6 @@ import (
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
@@ -126,37 +125,6 @@ func TestCallRetriesAgainstFailFirst(t *testing.T) {
 	code, _, errOut = runCmd("call", "--addr", addr, "--timeout", "5s")
 	if code != 1 || !strings.HasPrefix(errOut, "Unavailable:") {
 		t.Fatalf("call against --fail-first 4 = %d, %q; want exit 1 and Unavailable", code, errOut)
-	}
-}
-
-func TestHealthCommand(t *testing.T) {
-	addr, _, _ := startServe(t)
-	for _, svc := range []string{"", "Greeter"} {
-		code, out, errOut := runCmd("health", "--addr", addr, "--service", svc)
-		if code != 0 || strings.TrimSpace(out) != "SERVING" {
-			t.Fatalf("health --service %q = %d, %q, %q; want 0 SERVING", svc, code, out, errOut)
-		}
-	}
-	if code, _, errOut := runCmd("health", "--addr", addr, "--service", "no.such.Service"); code != 1 || !strings.HasPrefix(errOut, "NotFound:") {
-		t.Fatalf("health of an unknown service = %d, %q; want 1 NotFound", code, errOut)
-	}
-
-	// A NOT_SERVING service: a server built in process, to set it.
-	srv, srvAddr := serveInProcess(t)
-	srv.Health().SetServingStatus("Greeter", healthpb.HealthCheckResponse_NOT_SERVING)
-	if code, out, _ := runCmd("health", "--addr", srvAddr, "--service", "Greeter"); code != 1 || strings.TrimSpace(out) != "NOT_SERVING" {
-		t.Fatalf("health of a NOT_SERVING service = %d, %q; want 1 NOT_SERVING", code, out)
-	}
-
-	// Nobody listening: exit 1 too.
-	lis2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := lis2.Addr().String()
-	lis2.Close()
-	if code, _, _ := runCmd("health", "--addr", dead, "--timeout", "300ms"); code != 1 {
-		t.Fatalf("health with no server = %d, want 1", code)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"runtime"
 	"time"
 
@@ -16,8 +15,8 @@ import (
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", "[flags]", stderr)
-	addr := fs.String("addr", "localhost:50051", "`address` to listen on (host:port; port 0 picks a free one)")
-	grace := fs.Duration("grace", 10*time.Second, "how long shutdown waits for in-flight calls before cancelling them")
+	addr := fs.String("addr", "localhost:50051", "`address` to listen on: host:port (port 0 picks a free one), or unix:PATH for a unix socket")
+	grace := fs.Duration("grace", 10*time.Second, "how long shutdown waits for in-flight calls before cancelling them (0: cancel them at once)")
 	noReflection := fs.Bool("no-reflection", false, "do not register the server reflection service")
 	failFirst := fs.Int("fail-first", 0, "fault injection: fail the first `N` attempts of every call with UNAVAILABLE")
 	workers := fs.Int("stream-workers", 16*runtime.GOMAXPROCS(0), "goroutines kept to run incoming calls, 16 per CPU by default (grpc.NumStreamWorkers); 0 starts a goroutine per call")
@@ -27,6 +26,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
+	if _, _, err := unixPath(*addr); err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 2
+	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	opts := []greeter.ServerOption{greeter.WithLogger(logger), greeter.WithFailFirst(*failFirst)}
@@ -34,10 +37,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		opts = append(opts, greeter.WithRequestID())
 	}
 	if flagSet(fs, "stream-workers") {
-		if *workers < 0 {
-			fmt.Fprintf(stderr, "greeter serve: --stream-workers %d: must not be negative\n", *workers)
-			return 2
-		}
 		opts = append(opts, greeter.WithGRPCServerOptions(grpc.NumStreamWorkers(uint32(*workers))))
 	}
 	if *noReflection {
@@ -61,12 +60,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
 		return 2
 	}
-	lis, err := net.Listen("tcp", *addr)
+	lis, target, err := listen(*addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		// Nothing was served: this returns at once, ending the server's
+		// goroutines.
+		_ = srv.Shutdown(context.Background())
 		return 1
 	}
-	fmt.Fprintf(stdout, "greeter: serving Greeter on %s\n", lis.Addr())
+	// The target is what a client dials: for a unix socket, unix:PATH.
+	fmt.Fprintf(stdout, "greeter: serving Greeter on %s\n", target)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
