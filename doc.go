@@ -11,8 +11,13 @@
 //
 // [NewServer] builds a [Server] that serves the Greeter, the standard health
 // service and server reflection on any net.Listener; [Server.Shutdown]
-// drains it within a context's deadline. [Register] adds the Greeter to a
-// grpc.Server you already run.
+// drains it within a context's deadline. The Greeter it serves is the
+// built-in greeting ("Hello, NAME!"), a relay to another greeter
+// ([WithUpstream]), or the importer's own implementation of
+// greeterpb.GreeterServer ([WithHandler]), with greeter's deadline policy,
+// recovery and the rest around it. [Register] adds the Greeter to a
+// grpc.Server you already run, under the names [WithServiceNames] picks,
+// and returns an error, rather than grpc's fatal one, when a name is taken.
 //
 // # Calling
 //
@@ -34,7 +39,8 @@
 // and it says which budget ran out ([DeadlineSource]), in which [Phase],
 // after how many attempts. Servers enforce a [DeadlinePolicy] (a default
 // for calls without a deadline, a cap, a minimum budget) with
-// [WithServerDeadlines]; handlers read [Remaining]; [WithUpstream] relays a
+// [WithServerDeadlines], whose guard also reports deadlines exactly and
+// counts handlers that outlive their call; handlers read [Remaining]; [WithUpstream] relays a
 // call with its remaining budget; [WithPerAttemptTimeout] and
 // [WithStreamIdleTimeout] bound attempts and idle streams. docs/deadlines.md
 // is the guide.
@@ -51,14 +57,18 @@
 // # Options
 //
 // [ServerOption] and [ClientOption] configure each side; an [Option] such
-// as [WithTLS] or [WithCompressor] fits both. Raw grpc options pass through
+// as [WithTLS] or [WithCompressor] fits both. Each option's doc states its
+// default; a constructor validates them all and names the one that is
+// wrong. Raw grpc options pass through
 // [WithGRPCServerOptions] and [WithDialOptions], and every call takes
 // grpc.CallOption values.
 //
 // # Testing
 //
 // Package greetertest runs a real Server in process over bufconn, in the
-// manner of net/http/httptest: greetertest.NewClient(t) is one call.
+// manner of net/http/httptest: greetertest.NewClient(t) is one call, and
+// greetertest.NewServer(t, opts...) with its Client(t, opts...) method takes
+// server and client options; both clean up with the test.
 //
 // See the Examples for each of these in runnable form.
 package greeter
