@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
@@ -149,6 +148,11 @@ func (c *Client) explain(ctx context.Context, cs *callState, err error) error {
 		return err
 	}
 	code := st.Code()
+	if code == codes.Unavailable {
+		if ce := c.connectionError(ctx, err); ce != nil {
+			err = ce
+		}
+	}
 	if code != codes.DeadlineExceeded && code != codes.Canceled {
 		if cs.attempts > 1 {
 			return fmt.Errorf("greeter: %d attempts, last: %w", cs.attempts, err)
@@ -196,7 +200,7 @@ func (c *Client) explain(ctx context.Context, cs *callState, err error) error {
 		}
 	}
 	if e.Phase == 0 {
-		e.Phase = c.phase(st, ctxErr, fromServer)
+		e.Phase = c.phase(fromServer)
 	}
 	if code == codes.DeadlineExceeded && ctxErr == nil && e.Source != SourceServerCap && e.Source != SourceServerDefault && e.Source != SourcePerAttempt {
 		// Not our own deadline: grpc applied the service config's
@@ -215,33 +219,30 @@ func (c *Client) explain(ctx context.Context, cs *callState, err error) error {
 		e.Detail = cs.note
 	case code == codes.Canceled && ctxErr == nil:
 		e.Detail = st.Message() // the client was closed, or the server cancelled
-	case fromServer || e.Phase == PhaseConnecting:
+	case fromServer:
 		e.Detail = st.Message()
-		if e.Phase == PhaseConnecting && !strings.Contains(e.Detail, "latest balancer error") && c.conn.GetState() == connectivity.TransientFailure {
-			// grpc said only "context deadline exceeded": the channel's
-			// state says why no connection came.
-			e.Detail += " (the channel is in TRANSIENT_FAILURE: connecting to the server failed)"
+	case e.Phase == PhaseConnecting:
+		// grpc says only "context deadline exceeded": the channel says
+		// why no connection came.
+		e.Detail = st.Message()
+		if ce := c.connectionError(ctx, err); ce != nil {
+			e.Connection, e.Detail = ce, ce.Error()
 		}
 	}
 	return e
 }
 
-// phase infers where a call was from what grpc reports: the picker's
-// message when it was still waiting for a connection, else the channel's
-// state at the end.
-func (c *Client) phase(st *status.Status, ctxErr error, fromServer bool) Phase {
+// phase says where a call that the server did not answer was when it
+// ended, from grpc's state rather than its wording: a call goes out only on
+// a READY channel, so one whose channel has no connection ready (IDLE,
+// CONNECTING, TRANSIENT_FAILURE) was waiting for one.
+func (c *Client) phase(fromServer bool) Phase {
 	if fromServer {
 		return PhaseServer
 	}
-	msg := st.Message()
-	if strings.Contains(msg, "waiting for connections to become ready") || strings.Contains(msg, "latest balancer error") || strings.Contains(msg, "name resolver") {
+	switch c.conn.GetState() {
+	case connectivity.Idle, connectivity.Connecting, connectivity.TransientFailure:
 		return PhaseConnecting
-	}
-	if ctxErr != nil {
-		switch c.conn.GetState() {
-		case connectivity.Connecting, connectivity.TransientFailure:
-			return PhaseConnecting
-		}
 	}
 	return PhaseServer
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
@@ -20,6 +20,10 @@ import (
 type Client struct {
 	conn    *grpc.ClientConn
 	timeout time.Duration
+	// What a ConnectionError says: the target, the address it makes grpc
+	// dial, plaintext or not.
+	target, addr string
+	insecure     bool
 	// The deadline rules of the call path (call.go).
 	perAttempt    time.Duration
 	maxAttempts   int
@@ -33,33 +37,43 @@ type Client struct {
 }
 
 // NewClient builds a Client for target, a gRPC target such as
-// "localhost:50051" or "dns:///greeter.example.com:443". Like
-// [grpc.NewClient] it does no network I/O: the connection is made on the
-// first call. It fails when an option is invalid or no transport security
-// was chosen ([WithTLS], [WithInsecure], or credentials through
-// [WithDialOptions]).
+// "localhost:50051", "dns:///greeter.example.com:443" or
+// "unix:/run/greeter.sock". Like [grpc.NewClient] it does no network I/O:
+// the connection is made on the first call. It fails when an option is
+// invalid, when no transport security was chosen ([WithTLS],
+// [WithInsecure], or credentials through [WithDialOptions]), and when a
+// host target has no port, which grpc would quietly dial at 443.
 func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	cfg, err := newClientConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	addr, noPort := targetAddr(target)
+	if noPort {
+		return nil, fmt.Errorf("greeter: NewClient(%q): the target has no port, so grpc would dial %s: add the server's port, as in %q", target, addr, strings.TrimSuffix(addr, "443")+"50051")
+	}
 	var dopts []grpc.DialOption
 	switch {
 	case cfg.tls != nil:
-		dopts = append(dopts, grpc.WithTransportCredentials(credentials.NewTLS(cfg.tls)))
+		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{credentials.NewTLS(cfg.tls)}))
 	case cfg.insecure:
 		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
-	unary := cfg.unary
+	// The importer's interceptors, and greeter's own, let the connection
+	// probe (connection.go) through untouched.
+	unary := make([]grpc.UnaryClientInterceptor, 0, len(cfg.unary)+1)
+	for _, i := range cfg.unary {
+		unary = append(unary, skipProbe(i))
+	}
 	if h := cfg.hedging; h != nil {
 		// Innermost, after the caller's interceptors, so that those see
 		// one logical call however many attempts hedging makes, as they
 		// do with grpc's own retries.
-		unary = append(slices.Clip(unary), hedge.UnaryClientInterceptor(hedge.Policy{
+		unary = append(unary, skipProbe(hedge.UnaryClientInterceptor(hedge.Policy{
 			MaxAttempts: min(h.MaxAttempts, maxHedgedAttempts),
 			Delay:       h.HedgingDelay,
 			NonFatal:    h.NonFatalStatusCodes,
-		}))
+		})))
 	}
 	dopts = append(dopts,
 		grpc.WithChainUnaryInterceptor(unary...),
@@ -97,6 +111,9 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	prefix := "/" + cfg.service + "/"
 	return &Client{
 		conn:          conn,
+		target:        target,
+		addr:          addr,
+		insecure:      cfg.insecure,
 		timeout:       cfg.timeout,
 		perAttempt:    cfg.perAttempt,
 		maxAttempts:   cfg.maxAttempts,
@@ -113,8 +130,9 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 // SayHello greets name and returns the server's reply, "Hello, NAME!" from
 // a greeter server. Errors carry a gRPC status: status.Code(err) tells
 // DeadlineExceeded when the deadline passed, Canceled when ctx was
-// cancelled, Unavailable when no server could be reached, and the server's
-// own code otherwise: InvalidArgument for an empty name or one longer than
+// cancelled, Unavailable when no server could be reached (a
+// [*ConnectionError] that says why: connection refused, a TLS handshake
+// failure, ...), and the server's own code otherwise: InvalidArgument for an empty name or one longer than
 // [MaxNameLength]. DeadlineExceeded and Canceled come as a
 // [*DeadlineError] that explains which budget ran out and where.
 // docs/errors.md lists every code.
@@ -176,3 +194,13 @@ func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // Close closes the connection. Calls in flight fail with Canceled.
 func (c *Client) Close() error { return c.conn.Close() }
+
+// skipProbe runs i around every call but the connection probe.
+func skipProbe(i grpc.UnaryClientInterceptor) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if method == probeMethod {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		return i(ctx, method, req, reply, cc, invoker, opts...)
+	}
+}

@@ -188,6 +188,9 @@ type DeadlineError struct {
 	GRPCRetries bool
 	// Detail is what the server, or grpc, said about the end of the call.
 	Detail string
+	// Connection says why there was no connection, for a call that ended
+	// in [PhaseConnecting]; nil otherwise.
+	Connection *ConnectionError
 
 	err error
 	// st is GRPCStatus's answer, built once: status.Code(err) asks for
@@ -299,5 +302,11 @@ func (e *DeadlineError) Is(target error) bool {
 	return false
 }
 
-// Unwrap returns the error grpc returned for the last attempt.
-func (e *DeadlineError) Unwrap() error { return e.err }
+// Unwrap returns the error grpc returned for the last attempt and, for a
+// call that ended waiting for a connection, its [ConnectionError].
+func (e *DeadlineError) Unwrap() []error {
+	if e.Connection != nil {
+		return []error{e.err, e.Connection}
+	}
+	return []error{e.err}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -54,9 +55,10 @@ func recoveryOption(logger *slog.Logger) recovery.Option {
 	})
 }
 
-// explainUnimplemented rewrites a server's terse Unimplemented ("Method not
-// found!" from grpcio) into a message that names the method and the usual
-// cause; the code stays Unimplemented.
+// explainUnimplemented rewrites a server's terse Unimplemented ("unknown
+// service Greeter" from grpc-go, "Method not found!" from grpcio) into a
+// message that names the method, the likely cause and the option that fixes
+// it; the code stays Unimplemented.
 func explainUnimplemented(err error, method string) error {
 	if _, ok := err.(*DeadlineError); ok {
 		// Already explained; status.FromError would format its message,
@@ -67,7 +69,31 @@ func explainUnimplemented(err error, method string) error {
 	if !ok || st.Code() != codes.Unimplemented {
 		return err
 	}
-	return status.Errorf(codes.Unimplemented,
-		"server does not implement %s (servers built from the classic helloworld.proto have only SayHello; check the service name too): %s",
-		method, st.Message())
+	service, name := splitMethod(method)
+	other := HelloworldServiceName
+	if service == HelloworldServiceName {
+		other = ServiceName
+	}
+	serviceHint := fmt.Sprintf("the server may serve the Greeter as %s: use WithServiceName(%q), or greeter's --service %s", other, other, other)
+	var why string
+	switch msg := st.Message(); {
+	case strings.Contains(msg, "unknown service"):
+		why = fmt.Sprintf("the server has no service %s; %s", service, serviceHint)
+	case strings.Contains(msg, "unknown method"):
+		why = fmt.Sprintf("the server's %s has no %s: servers built from the classic helloworld.proto have only SayHello", service, name)
+	case name == "SayHello":
+		why = serviceHint
+	default:
+		why = fmt.Sprintf("servers built from the classic helloworld.proto have only SayHello; or %s", serviceHint)
+	}
+	return status.Errorf(codes.Unimplemented, "server does not implement %s (%s): %s", method, why, st.Message())
+}
+
+// splitMethod splits "/Greeter/SayHello" into "Greeter" and "SayHello".
+func splitMethod(method string) (service, name string) {
+	method = strings.TrimPrefix(method, "/")
+	if i := strings.LastIndexByte(method, '/'); i >= 0 {
+		return method[:i], method[i+1:]
+	}
+	return "", method
 }

@@ -1,0 +1,228 @@
+package greeter
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/grpc-greeter/greeter/greeterpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+)
+
+// ConnectionError says why a call found no connection to the server: the
+// client's target, the address it dials, the channel's state and grpc's last
+// connection error (connection refused, a name that did not resolve, a TLS
+// handshake failure, ...), with a hint for the common mistakes. A [Client]
+// returns one, with code Unavailable, for a call that failed because no
+// connection could be made; a [DeadlineError] whose Phase is
+// [PhaseConnecting] carries one in its Connection field. Get it with
+// errors.As.
+type ConnectionError struct {
+	// Target is the target the Client was built for.
+	Target string
+	// Addr is the address the Client dials for Target ("127.0.0.1:50051",
+	// "unix:/run/greeter.sock"); empty when a name resolver other than DNS
+	// or passthrough picks the addresses.
+	Addr string
+	// State is the channel's state when the call ended: TRANSIENT_FAILURE
+	// when connecting failed, CONNECTING when it had not finished.
+	State connectivity.State
+	// Err is grpc's last connection error; nil while still connecting.
+	Err error
+	// Hint says what to change when the error is a common mistake, naming
+	// the option (and the greeter CLI flag) that fixes it; empty otherwise.
+	Hint string
+}
+
+// Error says what the connection was to, why it failed, and what to do:
+// "no connection to 127.0.0.1:1: connection error: ... connect: connection
+// refused (nothing listens there: check the address and that the server
+// runs)".
+func (e *ConnectionError) Error() string {
+	var b strings.Builder
+	b.WriteString("no connection to ")
+	b.WriteString(e.Target)
+	if e.Addr != "" && e.Addr != e.Target {
+		b.WriteString(" (" + e.Addr + ")")
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	} else {
+		b.WriteString(": still connecting (" + strings.ToLower(e.State.String()) + ")")
+	}
+	if e.Hint != "" {
+		b.WriteString(" (" + e.Hint + ")")
+	}
+	return b.String()
+}
+
+// Unwrap returns grpc's last connection error.
+func (e *ConnectionError) Unwrap() error { return e.Err }
+
+// GRPCStatus is Unavailable with the explanation of Error.
+func (e *ConnectionError) GRPCStatus() *status.Status {
+	return status.New(codes.Unavailable, e.Error())
+}
+
+// probeMethod is a method no server has and no service config names. A
+// call to it on a channel in TRANSIENT_FAILURE fails at once with the
+// picker's error, which is grpc's last connection error, and sends nothing.
+// greeter's client interceptors and the importer's let it through untouched
+// (skipProbe).
+const probeMethod = "/greeter.ConnectionProbe/LastConnectionError"
+
+// probeTimeout bounds the probe, which returns at once in
+// TRANSIENT_FAILURE, and a diagnostic name lookup.
+const probeTimeout = time.Second
+
+// connectionError explains why a call that ended with err found no
+// connection, or returns nil when the channel is READY: the call reached a
+// server, or a connection came up as the call ended.
+func (c *Client) connectionError(ctx context.Context, err error) *ConnectionError {
+	state := c.conn.GetState()
+	if state == connectivity.Ready || state == connectivity.Shutdown {
+		return nil
+	}
+	ce := &ConnectionError{Target: c.target, Addr: c.addr, State: state}
+	if state == connectivity.TransientFailure {
+		// The caller's context has ended: the probe and lookup get their
+		// own bounded time, keeping its values.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		defer cancel()
+		perr := c.conn.Invoke(pctx, probeMethod, &greeterpb.HelloRequest{}, &greeterpb.HelloReply{})
+		if st := status.Convert(perr); st.Code() == codes.Unavailable {
+			ce.Err = errors.New(st.Message())
+		} else if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+			ce.Err = errors.New(st.Message())
+		}
+		if ce.Err != nil && strings.Contains(ce.Err.Error(), "produced zero addresses") {
+			ce.Err = c.lookupError(pctx, ce.Err)
+		}
+	}
+	ce.Hint = c.hint(ce.Err)
+	return ce
+}
+
+// lookupError adds the resolver's own answer to grpc's "produced zero
+// addresses", which grpc's DNS resolver reports for a name that does not
+// exist.
+func (c *Client) lookupError(ctx context.Context, err error) error {
+	host, _, splitErr := net.SplitHostPort(c.addr)
+	if splitErr != nil || net.ParseIP(host) != nil {
+		return err
+	}
+	if _, lerr := net.DefaultResolver.LookupHost(ctx, host); lerr != nil {
+		return fmt.Errorf("%w: %v", err, lerr)
+	}
+	return err
+}
+
+// hint names the fix of a common mistake, from grpc's connection error.
+func (c *Client) hint(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return "the server speaks plaintext: use WithInsecure, or greeter's --addr without --tls or --tls-ca"
+	case strings.Contains(msg, "error reading server preface") && strings.Contains(msg, "looked like an HTTP/1.1 header"):
+		return "the address answers HTTP/1.1, not gRPC: check the port in the target (--addr)"
+	case strings.Contains(msg, "error reading server preface") && c.insecure:
+		return "the server may require TLS: use WithTLS, or greeter's --tls or --tls-ca FILE"
+	case strings.Contains(msg, "certificate"):
+		return "the server's certificate is not trusted for this name: give WithTLS the CA that signed it (RootCAs), or greeter's --tls-ca FILE"
+	case strings.Contains(msg, "produced zero addresses"):
+		return "the host name did not resolve: check the host in the target (--addr)"
+	case strings.Contains(msg, "connection refused"):
+		return "nothing listens there: check the port in the target (--addr) and that the server runs"
+	}
+	return ""
+}
+
+// targetAddr returns the address a target makes grpc dial, when greeter can
+// tell: for a host:port (grpc's default DNS resolver), dns:/// and
+// passthrough:/// targets, and unix sockets. noPort says the target names
+// a host without a port, for which grpc would dial port 443.
+func targetAddr(target string) (addr string, noPort bool) {
+	if strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "unix-abstract:") {
+		return target, false
+	}
+	hostport := target
+	if i := strings.Index(target, "://"); i >= 0 {
+		scheme, rest := target[:i], target[i+3:]
+		if scheme != "dns" && scheme != "passthrough" {
+			return "", false
+		}
+		// The authority, if any, names a DNS server, not the host.
+		j := strings.IndexByte(rest, '/')
+		if j < 0 {
+			return "", false
+		}
+		hostport = rest[j+1:]
+		if scheme == "passthrough" {
+			return hostport, false // the dialer decides
+		}
+	}
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		if strings.Contains(err.Error(), "missing port") {
+			return net.JoinHostPort(strings.Trim(hostport, "[]"), "443"), true
+		}
+		return "", false
+	}
+	return hostport, false
+}
+
+// tlsCredentials are grpc's TLS credentials, with handshake failures that
+// retrying cannot fix (a certificate not trusted, a server that speaks
+// plaintext) made final: grpc then ends the call at once with Unavailable
+// instead of retrying it, and the call's error says why.
+type tlsCredentials struct {
+	credentials.TransportCredentials
+}
+
+func (c tlsCredentials) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	nc, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, conn)
+	if err != nil && permanentTLSError(err) {
+		err = finalHandshakeError{err}
+	}
+	return nc, info, err
+}
+
+func (c tlsCredentials) Clone() credentials.TransportCredentials {
+	return tlsCredentials{c.TransportCredentials.Clone()}
+}
+
+// permanentTLSError reports whether a handshake failed in a way that
+// another attempt will not change.
+func permanentTLSError(err error) bool {
+	var (
+		record   tls.RecordHeaderError
+		verify   *tls.CertificateVerificationError
+		alert    tls.AlertError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &record) || errors.As(err, &verify) || errors.As(err, &alert) ||
+		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
+// finalHandshakeError carries a status, which grpc's picker treats as the
+// final answer for the call: no retry, no waiting for ready.
+type finalHandshakeError struct{ err error }
+
+func (e finalHandshakeError) Error() string { return e.err.Error() }
+func (e finalHandshakeError) Unwrap() error { return e.err }
+func (e finalHandshakeError) GRPCStatus() *status.Status {
+	return status.New(codes.Unavailable, e.err.Error())
+}
