@@ -48,7 +48,9 @@ func TestNewClient(t *testing.T) {
 }
 
 // slowGreeter works until its context ends.
-type slowGreeter struct{ greeterpb.UnimplementedGreeterServer }
+type slowGreeter struct {
+	greeterpb.UnimplementedGreeterServer
+}
 
 func (slowGreeter) SayHello(ctx context.Context, _ *greeterpb.HelloRequest) (*greeterpb.HelloReply, error) {
 	<-ctx.Done()
