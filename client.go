@@ -132,10 +132,10 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 // DeadlineExceeded when the deadline passed, Canceled when ctx was
 // cancelled, Unavailable when no server could be reached (a
 // [*ConnectionError] that says why: connection refused, a TLS handshake
-// failure, ...), and the server's own code otherwise: InvalidArgument for an empty name or one longer than
-// [MaxNameLength]. DeadlineExceeded and Canceled come as a
-// [*DeadlineError] that explains which budget ran out and where.
-// docs/errors.md lists every code.
+// failure, ...), and the server's own code otherwise: InvalidArgument for
+// an empty name or one longer than [MaxNameLength]. DeadlineExceeded and
+// Canceled come as a [*DeadlineError] that explains which budget ran out
+// and where. docs/errors.md lists every code.
 func (c *Client) SayHello(ctx context.Context, name string, opts ...grpc.CallOption) (string, error) {
 	return c.unary(ctx, c.sayHello, name, opts)
 }
