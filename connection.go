@@ -44,8 +44,8 @@ type ConnectionError struct {
 
 // Error says what the connection was to, why it failed, and what to do:
 // "no connection to 127.0.0.1:1: connection error: ... connect: connection
-// refused (nothing listens there: check the address and that the server
-// runs)".
+// refused (nothing listens there: check the port, and that the server runs
+// (on the greeter CLI, --addr))".
 func (e *ConnectionError) Error() string {
 	var b strings.Builder
 	b.WriteString("no connection to ")
@@ -134,17 +134,17 @@ func (c *Client) hint(err error) string {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "first record does not look like a TLS handshake"):
-		return "the server speaks plaintext: use WithInsecure, or greeter's --addr without --tls or --tls-ca"
+		return "the server speaks plaintext: use WithInsecure (on the greeter CLI, leave out --tls and --tls-ca)"
 	case strings.Contains(msg, "error reading server preface") && strings.Contains(msg, "looked like an HTTP/1.1 header"):
-		return "the address answers HTTP/1.1, not gRPC: check the port in the target (--addr)"
+		return "the address answers HTTP/1.1, not gRPC: check the port (on the greeter CLI, --addr)"
 	case strings.Contains(msg, "error reading server preface") && c.insecure:
-		return "the server may require TLS: use WithTLS, or greeter's --tls or --tls-ca FILE"
+		return "the server may require TLS: use WithTLS (on the greeter CLI, --tls or --tls-ca FILE)"
 	case strings.Contains(msg, "certificate"):
-		return "the server's certificate is not trusted for this name: give WithTLS the CA that signed it (RootCAs), or greeter's --tls-ca FILE"
-	case strings.Contains(msg, "produced zero addresses"):
-		return "the host name did not resolve: check the host in the target (--addr)"
+		return "the server's certificate is not trusted for this address: give WithTLS the CA that signed it in RootCAs (on the greeter CLI, --tls-ca FILE)"
+	case strings.Contains(msg, "name resolver error"):
+		return "the host name did not resolve: check the host (on the greeter CLI, --addr)"
 	case strings.Contains(msg, "connection refused"):
-		return "nothing listens there: check the port in the target (--addr) and that the server runs"
+		return "nothing listens there: check the port, and that the server runs (on the greeter CLI, --addr)"
 	}
 	return ""
 }
