@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # compare.sh loads greeter serve, a plain grpc-go greeter and the Python
 # tutorial server, one after the other, with the same greeter bench settings,
-# checks greeter bench against ghz on greeter serve, and writes
-# docs/performance.md and docs/performance.png.
+# checks greeter bench against ghz on greeter serve, and rewrites the
+# section of docs/performance.md between its "written by bench/compare.sh"
+# markers, and docs/performance.png.
 #
 # Everything listens on 127.0.0.1 on ports the kernel picks; every server is
 # killed when the script exits. Each server is loaded ROUNDS times (default
@@ -39,7 +40,20 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
+
+# loadgen CMD...: runs a load generator and waits for it. It runs in the
+# background, with its pid in PIDS until it ends, so that a signal ends the
+# script at once (bash runs a trap during `wait`, but after a foreground
+# command only if that command died of the signal, and greeter bench and ghz
+# stop cleanly on SIGINT) and the cleanup stops the load generator too.
+loadgen() {
+	"$@" &
+	local pid=$!
+	PIDS+=("$pid")
+	wait "$pid"
+	unset 'PIDS[-1]'
+}
 
 log() { echo "compare.sh: $*" >&2; }
 
@@ -86,7 +100,7 @@ start grpc-go "$WORK/grpcgo-greeter" --addr 127.0.0.1:0
 start python env PYTHONPATH="$WORK/py" "$PYTHON" "$TUTORIAL/greeter_server.py" 127.0.0.1:0
 
 SETTINGS=(--concurrency "$CONCURRENCY" --connections "$CONNECTIONS")
-bench() { "$WORK/greeter" bench "${SETTINGS[@]}" --json "$@"; }
+bench() { loadgen "$WORK/greeter" bench "${SETTINGS[@]}" --json "$@"; }
 # cputicks PID: the process's user and system CPU time in 1/100 s (after
 # the command name in parentheses, utime and stime are fields 12 and 13).
 cputicks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
@@ -113,7 +127,7 @@ for name in greeter grpc-go python; do
 done
 
 ghz() {
-	"$WORK/ghz" --insecure --proto "$TUTORIAL/helloworld.proto" --call Greeter.SayHello \
+	loadgen "$WORK/ghz" --insecure --proto "$TUTORIAL/helloworld.proto" --call Greeter.SayHello \
 		-d '{"name":"world"}' -c "$CONCURRENCY" --connections "$CONNECTIONS" -z "$DURATION" -O json "$@" "${ADDR[greeter]}"
 }
 log "greeter bench and ghz against greeter serve at --rps $RATE, then with no limit"
@@ -128,4 +142,4 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 	--md "$ROOT/docs/performance.md" --png "$ROOT/docs/performance.png" \
 	--settings "${SETTINGS[*]} --duration $DURATION" --rounds "$ROUNDS" --rate "$RATE" \
 	--machine "$(nproc) cores ($CPU), $(go version | cut -d' ' -f3), Python $("$PYTHON" -c 'import grpc, sys; print(sys.version.split()[0], "grpcio", grpc.__version__)')"
-log "wrote docs/performance.md and docs/performance.png"
+log "rewrote the marked section of docs/performance.md, and docs/performance.png"

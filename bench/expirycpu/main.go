@@ -4,8 +4,7 @@
 // the first deadline of a wave to the end of the wave, by the function each
 // goroutine started in. With 100 deadlines at once on two cores, that CPU is
 // what decides how late the calls end: each microsecond of it adds about 70µs
-// to the median lateness (docs/deadlines.md §11). Run from the repository
-// root:
+// to the median lateness. Run from the repository root:
 //
 //	go test -c -o /tmp/g.test . && /tmp/g.test -test.run '^$' -test.bench 'DeadlinePrecision$' -test.benchtime 100x -test.trace /tmp/trace.out
 //	cd bench && go run ./expirycpu /tmp/trace.out
