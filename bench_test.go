@@ -5,12 +5,8 @@ package greeter_test
 // context (one with a deadline, as every well-behaved caller has, so
 // greeter's default timeout adds nothing and both send grpc-timeout).
 //
-//	go test -c -o /tmp/greeter.test .
-//	for i in 1 2 3 4 5 6; do /tmp/greeter.test -test.run '^$' -test.bench 'Unary|Bidi' -test.benchmem; done > new.txt
-//	benchstat -col /impl new.txt
-//
-// (a loop rather than -count, so that the implementations take turns; see
-// docs/benchmarks.md for results).
+// bench/README.md has the commands, with benchstat to compare the
+// implementations as ratios, and docs/performance.md the results.
 //
 // impl=grpc-go is grpc.NewServer + greeterpb.RegisterGreeterServer and
 // greeterpb.NewGreeterClient on grpc.NewClient, with a handler equivalent to
@@ -264,7 +260,7 @@ func BenchmarkUnaryParallel(b *testing.B) {
 // BenchmarkUnaryFanOut measures calls made each on a goroutine of its own,
 // 16 at a time, as a server fanning a request out to its backends makes
 // them: a new goroutine starts with a small stack, which grows during the
-// call (growStack in stack.go). ns/call is the time per call.
+// call. ns/call is the time per call.
 func BenchmarkUnaryFanOut(b *testing.B) {
 	const fanOut = 16
 	forEachImpl(b, func(b *testing.B, c benchClient) {
@@ -525,7 +521,7 @@ func tuningKnobs() []tuningKnob {
 	return []tuningKnob{
 		{name: "none"},
 		{"shared-write-buffer", []grpc.ServerOption{grpc.SharedWriteBuffer(true)}, []grpc.DialOption{grpc.WithSharedWriteBuffer(true)}},
-		// Stream workers are a default (tuning.go), 16 per CPU: tried
+		// Stream workers are a default (options.go), 16 per CPU: tried
 		// here as off and as the first default, one per CPU.
 		{"no-stream-workers", []grpc.ServerOption{grpc.NumStreamWorkers(0)}, nil},
 		{"stream-workers-1-per-cpu", []grpc.ServerOption{grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0)))}, nil},

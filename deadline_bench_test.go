@@ -40,7 +40,7 @@ import (
 //	go test -c -o /tmp/g.test . && for i in $(seq 16); do /tmp/g.test -test.run '^$' -test.bench 'DeadlinePrecision$' -test.benchtime 60x; done > p.txt && benchstat p.txt
 //
 // With -test.trace, bench/expirycpu reads where the CPU went around the
-// deadlines, which is what decides the percentiles (docs/deadlines.md §11).
+// deadlines, which is what decides the percentiles (bench/README.md).
 const (
 	precisionConcurrency = 100
 	precisionBudget      = 50 * time.Millisecond
@@ -167,7 +167,7 @@ func BenchmarkDeadlinePrecision(b *testing.B) {
 
 // BenchmarkDeadlinePrecisionControl is BenchmarkDeadlinePrecision with
 // plain grpc-go on both sides of the comparison: its ratios, which should be
-// 1, show how far the benchmark itself can move them (docs/deadlines.md §11):
+// 1, show how far the benchmark itself can move them (bench/README.md):
 //
 //	go test -c -o /tmp/g.test . && for i in $(seq 24); do /tmp/g.test -test.run '^$' -test.bench DeadlinePrecisionControl -test.benchtime 60x; done > control.txt && benchstat control.txt
 func BenchmarkDeadlinePrecisionControl(b *testing.B) {
@@ -180,7 +180,7 @@ func BenchmarkDeadlinePrecisionControl(b *testing.B) {
 // BenchmarkDeadlinePrecisionParts is BenchmarkDeadlinePrecision with one
 // side of greeter at a time against plain grpc-go, and greeter's server
 // without its stream workers, to tell where a difference comes from
-// (docs/deadlines.md §11):
+// (bench/README.md):
 //
 //	go test -c -o /tmp/g.test . && for i in $(seq 20); do /tmp/g.test -test.run '^$' -test.bench DeadlinePrecisionParts -test.benchtime 40x; done > parts.txt && benchstat parts.txt
 func BenchmarkDeadlinePrecisionParts(b *testing.B) {
@@ -229,7 +229,7 @@ func runPrecision(b *testing.B, impls []*precisionImpl) {
 		b.ReportMetric(100*float64(impl.rec.sawDeadline)/float64(len(impl.rec.lag)), impl.name+"-handler-saw-deadline-%")
 		b.ReportMetric(float64(impl.rec.missed), impl.name+"-handlers-missed")
 		// How the handlers' contexts ended, and how late the server's
-		// deadline was: what the lag is made of (docs/deadline-precision.md).
+		// deadline was: what the lag is made of (bench/README.md).
 		b.ReportMetric(percentile(impl.rec.delay, 0.5), impl.name+"-server-deadline-delay-p50-µs")
 		b.ReportMetric(100*float64(len(impl.rec.lagTimer))/float64(len(impl.rec.lag)), impl.name+"-ended-by-server-timer-%")
 		b.ReportMetric(percentile(impl.rec.lagTimer, 0.5), impl.name+"-lag-by-server-timer-p50-µs")
