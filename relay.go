@@ -48,16 +48,27 @@ func (r *relay) upstreamError(ctx context.Context, method string, err error) err
 	st := status.Convert(err)
 	var msg string
 	var de *DeadlineError
-	if errors.As(err, &de) {
+	var ce *ConnectionError
+	switch {
+	case errors.As(err, &de):
 		what := "deadline exceeded"
 		if de.Code == codes.Canceled {
 			what = "canceled"
 		}
-		r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call ended", slog.String("method", method),
-			slog.String("code", de.Code.String()), slog.Duration("budget", wire.Round(de.Budget)), slog.Duration("after", wire.Round(de.Elapsed)))
+		attrs := []slog.Attr{slog.String("method", method), slog.String("code", de.Code.String()),
+			slog.Duration("budget", wire.Round(de.Budget)), slog.Duration("after", wire.Round(de.Elapsed))}
+		if de.Connection != nil {
+			attrs = append(attrs, slog.String("connection", de.Connection.Error()))
+		}
+		r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call ended", attrs...)
 		msg = fmt.Sprintf("greeter relay: %s: upstream %s after %v of its %v budget (ours less the %v reply reserve), %v",
 			method, what, wire.Round(de.Elapsed), wire.Round(de.Budget), r.reserve, de.Phase)
-	} else {
+	case errors.As(err, &ce):
+		// Where the upstream is, and why it cannot be reached, is the
+		// relay's business: it goes to the log, not to the caller.
+		r.logger.LogAttrs(ctx, slog.LevelWarn, "upstream unreachable", slog.String("method", method), slog.String("connection", ce.Error()))
+		msg = fmt.Sprintf("greeter relay: %s: upstream unavailable", method)
+	default:
 		r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call failed", slog.String("method", method), slog.String("code", st.Code().String()))
 		msg = fmt.Sprintf("greeter relay: %s: upstream: %s", method, st.Message())
 	}

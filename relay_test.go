@@ -287,3 +287,27 @@ func TestRelayStopsRetriesMultiplying(t *testing.T) {
 		t.Errorf("relay saw %d calls, upstream %d; want 1 and 4 (the relay's client retries, its caller does not)", n, m)
 	}
 }
+
+// A relay whose upstream cannot be reached tells its caller what failed,
+// not where the upstream is: the address and the cause go to its log.
+func TestRelayUnreachableUpstreamSaysNoAddress(t *testing.T) {
+	ctx := testContext(t)
+	addr := closedAddr(t)
+	up, err := greeter.NewClient(addr, greeter.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	logs := newLogRecorder()
+	relay := startHop(t, "relay", greeter.WithUpstream(up), greeter.WithLogger(logs.logger()))
+
+	_, err = dialHop(t, relay).SayHello(ctx, "you")
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.Unavailable || !strings.Contains(msg, "upstream unavailable") || strings.Contains(msg, addr) || strings.Contains(msg, "127.0.0.1") {
+		t.Errorf("SayHello via relay = %v; want Unavailable saying the upstream is unavailable, without its address", err)
+	}
+	r := logs.await(ctx, t, "upstream unreachable")
+	if c := logAttr(r, "connection"); !strings.Contains(c, addr) || !strings.Contains(c, "connection refused") {
+		t.Errorf("relay's log connection = %q; want the address and the cause", c)
+	}
+}
