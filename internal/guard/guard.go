@@ -102,7 +102,6 @@ const guardShards = 16
 type guardShard struct {
 	mu      sync.Mutex
 	running *guardedCall // a list through prev and next
-	_       [48]byte     // 64 bytes, a cache line, each
 }
 
 type guardedCall struct {
