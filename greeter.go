@@ -43,7 +43,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		return nil, err
 	}
 	svc := newService(cfg)
-	s := &Server{grpc: grpc.NewServer(serverOptions(cfg)...), health: health.NewServer(), guard: svc.guard}
+	s := &Server{grpc: grpc.NewServer(serverOptions(cfg, svc)...), health: health.NewServer(), guard: svc.guard}
 	if err := svc.register(s.grpc); err != nil {
 		return nil, err // unreachable: the server is new
 	}
@@ -59,8 +59,12 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 
 // serverOptions are the grpc server options cfg asks for, the importer's
 // raw ones last so that they win.
-func serverOptions(cfg *serverConfig) []grpc.ServerOption {
+func serverOptions(cfg *serverConfig, svc *service) []grpc.ServerOption {
 	var opts []grpc.ServerOption
+	if svc.guard != nil && cfg.policyBounds() {
+		// The deadline policy from the moment a stream opens.
+		opts = append(opts, grpc.InTapHandle(svc.guard.InTapHandle()))
+	}
 	if cfg.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.tls)))
 	}
@@ -90,6 +94,8 @@ func serverOptions(cfg *serverConfig) []grpc.ServerOption {
 		grpc.KeepaliveParams(cfg.keepalive),
 		grpc.KeepaliveEnforcementPolicy(cfg.enforcement),
 		grpc.NumStreamWorkers(serverWorkers()),
+		grpc.MaxConcurrentStreams(cfg.maxStreams),
+		grpc.MaxHeaderListSize(cfg.maxHeaders),
 	)
 	if cfg.window.set {
 		opts = append(opts, grpc.InitialWindowSize(cfg.window.n))

@@ -81,12 +81,34 @@ const (
 	Gzip = gzip.Name
 )
 
+// Connection limits a [Server] advertises unless changed with
+// [WithMaxConcurrentStreams] and [WithMaxHeaderListSize].
+const (
+	// DefaultMaxConcurrentStreams is how many calls one connection may
+	// have open at once, the default of Go's own HTTP/2 server. It bounds
+	// the goroutines and memory one connection can hold (grpc's default
+	// has no bound), and grpc-go's defence against rapid-reset floods
+	// counts against it. A client with more calls in flight on one
+	// connection waits for a slot, or opens more connections.
+	DefaultMaxConcurrentStreams = 250
+	// DefaultMaxHeaderListSize is the largest header list, decoded, that
+	// the server accepts on a call: 32KiB holds any real metadata (tokens,
+	// trace context) where grpc's default of 16MiB lets a few streams of
+	// repeated HPACK-indexed headers, one byte each on the wire, take
+	// hundreds of megabytes. A larger list fails the call.
+	DefaultMaxHeaderListSize = 32 << 10
+)
+
 // streamWorkersPerCPU sets the stream workers a [Server] starts
 // (grpc.NumStreamWorkers): reusing a goroutine per call instead of starting
 // one made greeter serve ahead of plain grpc-go in QPS and CPU per call
 // (docs/performance.md); 16 per CPU, not 1, because with many callers from
 // another process GOMAXPROCS workers were nearly always busy.
 const streamWorkersPerCPU = 16
+
+// minHeaderListSize is the least header list a server can serve calls
+// with: grpc's own headers and a little metadata.
+const minHeaderListSize = 4 << 10
 
 // minWindowSize is HTTP/2's initial window; grpc ignores smaller windows.
 const minWindowSize = 64 * 1024
@@ -143,6 +165,8 @@ type serverConfig struct {
 
 	keepalive   keepalive.ServerParameters
 	enforcement keepalive.EnforcementPolicy
+	maxStreams  uint32
+	maxHeaders  uint32
 	window      windowSize
 	connWindow  windowSize
 	compressor  string
@@ -161,6 +185,8 @@ func newServerConfig(opts []ServerOption) (*serverConfig, error) {
 		grace:         DefaultOverrunGrace,
 		keepalive:     DefaultServerKeepalive(),
 		enforcement:   DefaultKeepaliveEnforcement(),
+		maxStreams:    DefaultMaxConcurrentStreams,
+		maxHeaders:    DefaultMaxHeaderListSize,
 		recovery:      true,
 	}
 	for _, o := range opts {
@@ -203,6 +229,8 @@ func (c *serverConfig) validate() error {
 	check(k.Time < 0 || k.Timeout < 0 || k.MaxConnectionIdle < 0 || k.MaxConnectionAge < 0 || k.MaxConnectionAgeGrace < 0,
 		"WithServerKeepalive(%+v): negative duration", k)
 	check(c.enforcement.MinTime < 0, "WithKeepaliveEnforcement: MinTime %v: must not be negative", c.enforcement.MinTime)
+	check(c.maxStreams < 1, "WithMaxConcurrentStreams(%d): must be at least 1", c.maxStreams)
+	check(c.maxHeaders < minHeaderListSize, "WithMaxHeaderListSize(%d): must be at least %d (4KiB)", c.maxHeaders, minHeaderListSize)
 	errs = append(errs, c.window.validate("WithInitialWindowSize"), c.connWindow.validate("WithInitialConnWindowSize"))
 	errs = append(errs, validateCompressor(c.compressor))
 	check(c.failFirst < 0, "WithFailFirst(%d): must not be negative", c.failFirst)
@@ -275,6 +303,20 @@ func (c *clientConfig) validate() error {
 	errs = append(errs, c.window.validate("WithInitialWindowSize"), c.connWindow.validate("WithInitialConnWindowSize"))
 	errs = append(errs, validateCompressor(c.compressor))
 	return errors.Join(errs...)
+}
+
+// policyBounds reports whether a deadline policy gives some calls a default
+// or a cap, which the server then applies as streams open.
+func (c *serverConfig) policyBounds() bool {
+	if c.policy.Default > 0 || c.policy.Max > 0 {
+		return true
+	}
+	for _, p := range c.methods {
+		if p.Default > 0 || p.Max > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // windowSize is a flow-control window an option set, or none.
@@ -550,6 +592,23 @@ func WithRequestID() ServerOption {
 // negative duration is an error at construction. [Register] ignores it.
 func WithServerKeepalive(p keepalive.ServerParameters) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.keepalive = p })
+}
+
+// WithMaxConcurrentStreams sets how many calls one connection may have
+// open at once, advertised to clients in HTTP/2's
+// SETTINGS_MAX_CONCURRENT_STREAMS; the default is
+// [DefaultMaxConcurrentStreams]. n must be at least 1. [Register] ignores it.
+func WithMaxConcurrentStreams(n uint32) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.maxStreams = n })
+}
+
+// WithMaxHeaderListSize sets the largest header list, in bytes as HTTP/2
+// counts them (decoded, 32 bytes more per field), that the server accepts
+// on a call, advertised in SETTINGS_MAX_HEADER_LIST_SIZE; the default is
+// [DefaultMaxHeaderListSize]. n must be at least 4KiB. [Register] ignores
+// it.
+func WithMaxHeaderListSize(n uint32) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.maxHeaders = n })
 }
 
 // WithKeepaliveEnforcement sets how often clients may ping; the default is

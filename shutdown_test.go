@@ -54,7 +54,11 @@ func TestShutdownFinishesInFlightAndRefusesNew(t *testing.T) {
 		}()
 	}
 	for range inFlight {
-		<-started
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatal("the in-flight calls never all started")
+		}
 	}
 
 	shut := make(chan error, 1)

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // Policy is the rule for the budgets of a method's calls; a zero field is
@@ -37,6 +38,9 @@ type Policy struct {
 
 // Config configures a Guard.
 type Config struct {
+	// Services are the full names of the services whose methods the
+	// guard's InTapHandle polices ("Greeter").
+	Services []string
 	// Policy applies to every method not in Methods.
 	Policy Policy
 	// Methods holds the policies of single methods, by full name
@@ -51,7 +55,7 @@ type Config struct {
 
 // New returns a Guard for cfg. [Guard.Stop] it when its server has stopped.
 func New(cfg Config) *Guard {
-	g := &Guard{policy: cfg.Policy, methods: cfg.Methods, logger: cfg.Logger, grace: cfg.Grace, epoch: time.Now()}
+	g := &Guard{services: cfg.Services, policy: cfg.Policy, methods: cfg.Methods, logger: cfg.Logger, grace: cfg.Grace, epoch: time.Now()}
 	g.sweeper = time.AfterFunc(time.Hour, g.sweep)
 	g.sweeper.Stop()
 	return g
@@ -75,6 +79,7 @@ const deadlineTolerance = 25 * time.Millisecond
 // track of the handlers running. Build one with [New]; its zero value is
 // not usable.
 type Guard struct {
+	services []string
 	policy   Policy
 	methods  map[string]Policy
 	logger   *slog.Logger
@@ -145,12 +150,8 @@ type budget struct {
 	source   string        // for logs: "client", "server default", "server cap"
 }
 
-// begin applies the policy to a call arriving with ctx. It returns the
-// handler's context and the call, which the caller must end, or the status
-// refusing the call.
-func (g *Guard) begin(ctx context.Context, method string) (context.Context, *guardedCall, budget, error) {
-	p := g.policyFor(method)
-	now := time.Now()
+// budgetFor applies p to a call whose context is ctx, at now.
+func budgetFor(ctx context.Context, p Policy, now time.Time) budget {
 	b := budget{source: "client"}
 	b.deadline, b.has = ctx.Deadline()
 	switch {
@@ -158,6 +159,65 @@ func (g *Guard) begin(ctx context.Context, method string) (context.Context, *gua
 		b.deadline, b.has, b.dflt, b.source = now.Add(p.Default), true, p.Default, "server default"
 	case !b.has && p.Max > 0, b.has && p.Max > 0 && b.deadline.Sub(now) > p.Max:
 		b.deadline, b.has, b.capped, b.source = now.Add(p.Max), true, p.Max, "server cap"
+	}
+	return b
+}
+
+// tapped is what InTapHandle made of a stream's deadline, for begin.
+type tapped struct {
+	b budget
+	// cancel is the deadline's; grpc releases it with the stream's
+	// context, its parent, when the stream ends.
+	cancel context.CancelFunc
+}
+
+type tapKey struct{}
+
+// InTapHandle applies the policy's default and cap to the streams of the
+// guard's services as they open, before their first message. The handler's
+// context ends at the policy's deadline, as without it; grpc's own stream
+// context ends grace later, so that a stream that never sends its request,
+// or whose handler is blocked sending to a client that stopped reading, is
+// ended by the server too. Install it with grpc.InTapHandle on the server
+// the guard's interceptors serve; without it, the interceptors apply the
+// policy from the first message on.
+func (g *Guard) InTapHandle() tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		if !g.serves(info.FullMethodName) {
+			return ctx, nil
+		}
+		b := budgetFor(ctx, g.policyFor(info.FullMethodName), time.Now())
+		if b.capped == 0 && b.dflt == 0 {
+			return ctx, nil // the client's own deadline, or none
+		}
+		t := &tapped{b: b}
+		ctx, t.cancel = context.WithDeadline(ctx, b.deadline.Add(g.grace))
+		return context.WithValue(ctx, tapKey{}, t), nil
+	}
+}
+
+// serves reports whether fullMethod is a method of the guard's services.
+func (g *Guard) serves(fullMethod string) bool {
+	for _, s := range g.services {
+		if len(fullMethod) > len(s)+2 && fullMethod[0] == '/' && fullMethod[len(s)+1] == '/' && fullMethod[1:len(s)+1] == s {
+			return true
+		}
+	}
+	return false
+}
+
+// begin applies the policy to a call arriving with ctx. It returns the
+// handler's context and the call, which the caller must end, or the status
+// refusing the call.
+func (g *Guard) begin(ctx context.Context, method string) (context.Context, *guardedCall, budget, error) {
+	p := g.policyFor(method)
+	now := time.Now()
+	var b budget
+	t, fromTap := ctx.Value(tapKey{}).(*tapped)
+	if fromTap {
+		b = t.b // ctx's deadline is grace later
+	} else {
+		b = budgetFor(ctx, p, now)
 	}
 	if left := b.deadline.Sub(now); b.has && p.MinBudget > 0 && left < p.MinBudget {
 		g.logger.LogAttrs(ctx, slog.LevelInfo, "call refused: budget below minimum",
@@ -432,7 +492,9 @@ func (g *Guard) finish(ctx context.Context, ctxErr error, method string, b budge
 			slog.String("method", method), slog.String("budget_from", b.source),
 			slog.Duration("budget", wire.Round(b.deadline.Sub(call.start))), slog.Duration("after", wire.Round(time.Since(call.start))))
 	}
-	if b.capped > 0 && ctx.Err() == nil {
+	// The cap ran out, unless the caller left first. (With InTapHandle,
+	// grpc's own context ended at the cap too.)
+	if b.capped > 0 && ctx.Err() != context.Canceled {
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: the server's cap of %v for %s ran out", b.capped, method)).
 			WithDetails(&errdetails.ErrorInfo{Domain: wire.ErrorInfoDomain, Reason: wire.ReasonServerCap, Metadata: map[string]string{wire.MetaCap: b.capped.String()}})
 		return st.Err()
