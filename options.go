@@ -477,7 +477,10 @@ func WithFailFirst(n int) ServerOption {
 // see [DeadlinePolicy]. It turns on the deadline guard: handlers whose
 // context ends because the deadline passed see ctx.Err() ==
 // context.DeadlineExceeded (never Canceled) and the status and log say
-// DeadlineExceeded; handlers that run on after their context ended are
+// DeadlineExceeded (a context derived from the handler's, such as an
+// onward call's, keeps grpc's own verdict, which is Canceled when the
+// client's reset arrived before the server's timer: ask the handler's
+// context); handlers that run on after their context ended are
 // counted and logged ([WithOverrunGrace]). [WithMethodDeadlines] and
 // [WithOverrunGrace] turn it on too; nothing else does. The default is no
 // policy and no guard.

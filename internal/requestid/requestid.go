@@ -70,14 +70,10 @@ func usable(s string) bool {
 func (g *Generator) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		id := g.id(ctx)
-		resp, err := h(context.WithValue(ctx, key{}, id), req)
-		md := metadata.Pairs(wire.RequestIDHeader, id)
-		// Neither fails here: a unary call's headers are not yet sent.
-		if err == nil {
-			_ = grpc.SetHeader(ctx, md)
-		} else {
-			_ = grpc.SetTrailer(ctx, md)
-		}
+		ih := &idHeader{ServerTransportStream: grpc.ServerTransportStreamFromContext(ctx), md: metadata.Pairs(wire.RequestIDHeader, id)}
+		hctx := grpc.NewContextWithServerTransportStream(context.WithValue(ctx, key{}, id), ih)
+		resp, err := h(hctx, req)
+		ih.finish(err)
 		return resp, err
 	}
 }
@@ -86,45 +82,66 @@ func (g *Generator) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 func (g *Generator) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 		id := g.id(ss.Context())
-		w := &stream{
-			// A new wrapper, not middleware.WrapServerStream, which would
-			// reuse and change an outer interceptor's wrapper.
-			WrappedServerStream: &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: context.WithValue(ss.Context(), key{}, id)},
-			md:                  metadata.Pairs(wire.RequestIDHeader, id),
-		}
+		ih := &idHeader{ServerTransportStream: grpc.ServerTransportStreamFromContext(ss.Context()), md: metadata.Pairs(wire.RequestIDHeader, id)}
+		ctx := grpc.NewContextWithServerTransportStream(context.WithValue(ss.Context(), key{}, id), ih)
+		// A new wrapper, not middleware.WrapServerStream, which would reuse
+		// and change an outer interceptor's wrapper.
+		w := &stream{WrappedServerStream: &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx}, ih: ih}
 		err := h(srv, w)
-		if !w.headerSet {
-			if err == nil {
-				_ = ss.SetHeader(w.md)
-			} else {
-				ss.SetTrailer(w.md)
-			}
-		}
+		ih.finish(err)
 		return err
 	}
 }
 
-// stream adds the request id to the response header just before the
-// header goes out with the first message.
-type stream struct {
-	*middleware.WrappedServerStream
-	md        metadata.MD
-	headerSet bool
+// idHeader puts the request id in the response header just before the
+// header goes out, however the handler sends it: with its first message,
+// with grpc.SendHeader on its context, or with the stream's SendHeader.
+// A call that ends before any of these gets it in the header when it
+// succeeds and in the trailer when it fails.
+type idHeader struct {
+	grpc.ServerTransportStream
+	md   metadata.MD
+	sent atomic.Bool
 }
 
-func (s *stream) setHeader() {
-	if !s.headerSet {
-		s.headerSet = true
-		_ = s.ServerStream.SetHeader(s.md)
+// stage adds the id to the header, once, before the header is sent.
+func (h *idHeader) stage() {
+	if h.sent.CompareAndSwap(false, true) && h.ServerTransportStream != nil {
+		_ = h.ServerTransportStream.SetHeader(h.md) // the header is not sent yet
 	}
 }
 
+func (h *idHeader) SendHeader(md metadata.MD) error {
+	h.stage()
+	return h.ServerTransportStream.SendHeader(md)
+}
+
+// finish sends the id with a call's end when no header went out: in the
+// header of a success, in the trailer of a failure (a header would turn
+// grpc's trailers-only failure into one it does not retry).
+func (h *idHeader) finish(err error) {
+	if h.ServerTransportStream == nil || !h.sent.CompareAndSwap(false, true) {
+		return
+	}
+	if err == nil {
+		_ = h.ServerTransportStream.SetHeader(h.md)
+	} else {
+		_ = h.ServerTransportStream.SetTrailer(h.md)
+	}
+}
+
+// stream stages the id before the stream's header goes out.
+type stream struct {
+	*middleware.WrappedServerStream
+	ih *idHeader
+}
+
 func (s *stream) SendHeader(md metadata.MD) error {
-	s.setHeader()
+	s.ih.stage()
 	return s.ServerStream.SendHeader(md)
 }
 
 func (s *stream) SendMsg(m any) error {
-	s.setHeader()
+	s.ih.stage()
 	return s.ServerStream.SendMsg(m)
 }
