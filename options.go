@@ -443,8 +443,13 @@ func WithDelay(d time.Duration) ServerOption {
 // call's remaining budget minus the reply reserve ([WithReplyReserve]) and is
 // cancelled the moment the relay's own caller goes away; a budget smaller
 // than the reserve fails at once with DeadlineExceeded, without calling
-// upstream. The upstream's errors keep their code. The default is no
-// upstream: the server answers itself.
+// upstream. The upstream's errors keep their code; where the upstream is
+// and why it could not be reached go to the server's log, not to the
+// caller. Each relay counts itself in the greeter-hops header, and a call
+// that has passed through 8 relays is refused with FailedPrecondition
+// ("relay loop"), so that relays pointing at each other cost one failed
+// call, not a storm. The default is no upstream: the server answers
+// itself.
 func WithUpstream(upstream *Client) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.upstream, c.upstreamSet = upstream, true })
 }

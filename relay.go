@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
@@ -26,19 +28,31 @@ type relay struct {
 	logger  *slog.Logger
 }
 
+// maxRelayHops is how many greeter relays a call may pass through: more
+// means relays point at each other in a loop.
+const maxRelayHops = 8
+
 // budget derives the upstream call's context from the handler's: its
-// deadline less the reserve.
+// deadline less the reserve, and one more relay hop. It refuses a call
+// that has passed through too many relays already.
 func (r *relay) budget(ctx context.Context, method string) (context.Context, context.CancelFunc, error) {
+	hops := wire.Hops(ctx)
+	if hops >= maxRelayHops {
+		r.logger.LogAttrs(ctx, slog.LevelWarn, "relay loop: call refused", slog.String("method", method), slog.Int("hops", hops))
+		return nil, nil, status.Errorf(codes.FailedPrecondition,
+			"greeter relay: %s: relay loop: the call has passed through %d relays already (the most is %d); check where each relay's upstream points", method, hops, maxRelayHops)
+	}
+	up := metadata.AppendToOutgoingContext(ctx, wire.HopsHeader, strconv.Itoa(hops+1))
 	dl, ok := ctx.Deadline()
 	if !ok {
-		return ctx, func() {}, nil
+		return up, func() {}, nil
 	}
 	if left := time.Until(dl); left <= r.reserve {
 		return nil, nil, status.Errorf(codes.DeadlineExceeded,
 			"greeter relay: %s: %v left, not more than the %v reply reserve; upstream not called", method, wire.Round(max(left, 0)), r.reserve)
 	}
-	ctx, cancel := context.WithDeadline(ctx, dl.Add(-r.reserve))
-	return ctx, cancel, nil
+	up, cancel := context.WithDeadline(up, dl.Add(-r.reserve))
+	return up, cancel, nil
 }
 
 // upstreamError keeps the upstream's code and details (a greeter
@@ -70,7 +84,10 @@ func (r *relay) upstreamError(ctx context.Context, method string, err error) err
 		msg = fmt.Sprintf("greeter relay: %s: upstream unavailable", method)
 	default:
 		r.logger.LogAttrs(ctx, slog.LevelInfo, "upstream call failed", slog.String("method", method), slog.String("code", st.Code().String()))
-		msg = fmt.Sprintf("greeter relay: %s: upstream: %s", method, st.Message())
+		msg = st.Message()
+		if !strings.HasPrefix(msg, "greeter relay: ") { // another relay's says where already
+			msg = fmt.Sprintf("greeter relay: %s: upstream: %s", method, msg)
+		}
 	}
 	// The relay's client has already retried what was worth retrying:
 	// gRFC A6's negative pushback tells the caller's grpc not to retry

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -309,5 +310,62 @@ func TestRelayUnreachableUpstreamSaysNoAddress(t *testing.T) {
 	r := logs.await(ctx, t, "upstream unreachable")
 	if c := logAttr(r, "connection"); !strings.Contains(c, addr) || !strings.Contains(c, "connection refused") {
 		t.Errorf("relay's log connection = %q; want the address and the cause", c)
+	}
+}
+
+// Two relays pointing at each other: the call is refused as a loop after a
+// bounded number of hops, at once, with a code and message that say so.
+func TestRelayLoopRefused(t *testing.T) {
+	ctx := testContext(t)
+	la, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(addr string) *greeter.Client {
+		c, err := greeter.NewClient(addr, greeter.WithInsecure())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	var calls atomic.Int64
+	count := greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		calls.Add(1)
+		return h(ctx, req)
+	})
+	for _, p := range []struct {
+		lis      net.Listener
+		upstream string
+	}{{la, lb.Addr().String()}, {lb, la.Addr().String()}} {
+		srv, err := greeter.NewServer(count, greeter.WithUpstream(dial(p.upstream)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(p.lis) }()
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if err := <-served; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+
+	_, err = dial(la.Addr().String()).SayHello(ctx, "loop")
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(msg, "relay loop") || !strings.Contains(msg, "8 relays") {
+		t.Fatalf("SayHello through a loop = %v; want FailedPrecondition saying relay loop and the hop count", err)
+	}
+	if n := calls.Load(); n != 9 {
+		t.Errorf("the relays served %d calls; want 9: the first and 8 hops", n)
 	}
 }

@@ -49,6 +49,9 @@ func (f *serveDeadlineFlags) options() ([]greeter.ServerOption, func(), error) {
 	return opts, func() { up.Close() }, nil
 }
 
+// upstreamTarget is --upstream, "" for none.
+func (f *serveDeadlineFlags) upstreamTarget() string { return *f.upstream }
+
 // callDeadlineFlags are the deadline flags of greeter call.
 type callDeadlineFlags struct {
 	waitForReady, stream *bool

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -80,4 +81,42 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("%s: cannot tell whether the socket is in use: %w", path, err)
 	}
 	return os.Remove(path)
+}
+
+// isOwnAddress reports whether target, a client's target, dials the
+// listener at own: the same unix socket, or the same port on an address
+// of this host (any of them when own listens on all).
+func isOwnAddress(target string, own net.Addr) bool {
+	if path, isUnix, err := unixPath(target); err == nil && isUnix {
+		return own.Network() == "unix" && own.String() == path
+	}
+	tcp, ok := own.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	for _, prefix := range []string{"dns:///", "passthrough:///"} {
+		target = strings.TrimPrefix(target, prefix)
+	}
+	host, port, err := net.SplitHostPort(target)
+	if err != nil || port != strconv.Itoa(tcp.Port) {
+		return false
+	}
+	ips, err := net.LookupIP(host) // an IP literal, or a local name such as localhost
+	if err != nil {
+		return false
+	}
+	local := map[string]bool{}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				local[n.IP.String()] = true
+			}
+		}
+	}
+	for _, ip := range ips {
+		if ip.Equal(tcp.IP) || (tcp.IP.IsUnspecified() && (ip.IsLoopback() || local[ip.String()])) {
+			return true
+		}
+	}
+	return false
 }

@@ -46,3 +46,22 @@ func TestCallMistakesCLI(t *testing.T) {
 		})
 	}
 }
+
+// serve --upstream pointing at the server's own address is refused at
+// start, before it can relay a call to itself.
+func TestServeUpstreamSelfRefused(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	for _, up := range []string{addr, "localhost:" + port} {
+		var out, errOut strings.Builder
+		code := run(t.Context(), []string{"serve", "--addr", addr, "--upstream", up}, &out, &errOut)
+		if code != 2 || !strings.Contains(errOut.String(), "--upstream "+up+" is this server's own address") {
+			t.Errorf("serve --addr %s --upstream %s: exit %d, stderr %q; want 2 and the reason", addr, up, code, errOut.String())
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"runtime"
 	"time"
 
@@ -20,6 +21,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	noReflection := fs.Bool("no-reflection", false, "do not register the server reflection service")
 	failFirst := fs.Int("fail-first", 0, "fault injection: fail the first `N` attempts of every call with UNAVAILABLE")
 	workers := fs.Int("stream-workers", 16*runtime.GOMAXPROCS(0), "goroutines kept to run incoming calls, 16 per CPU by default (grpc.NumStreamWorkers); 0 starts a goroutine per call")
+	maxStreams := fs.Uint("max-streams", greeter.DefaultMaxConcurrentStreams, "calls one connection may have open at once (HTTP/2 MAX_CONCURRENT_STREAMS): bounds what one client can hold")
+	maxHeaders := fs.Uint("max-header-bytes", greeter.DefaultMaxHeaderListSize, "largest header list a call may carry, decoded (HTTP/2 MAX_HEADER_LIST_SIZE)")
 	requestID := fs.Bool("request-id", false, "echo each call's x-request-id (the caller's, or a generated one) in a response header; costs about 8% of QPS")
 	deadlines := addServeDeadlineFlags(fs)
 	tlsFlags := addServerTLSFlags(fs)
@@ -32,7 +35,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	opts := []greeter.ServerOption{greeter.WithLogger(logger), greeter.WithFailFirst(*failFirst)}
+	opts := []greeter.ServerOption{greeter.WithLogger(logger), greeter.WithFailFirst(*failFirst),
+		greeter.WithMaxConcurrentStreams(uint32(min(*maxStreams, math.MaxUint32))), greeter.WithMaxHeaderListSize(uint32(min(*maxHeaders, math.MaxUint32)))}
 	if *requestID {
 		opts = append(opts, greeter.WithRequestID())
 	}
@@ -67,6 +71,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		// goroutines.
 		_ = srv.Shutdown(context.Background())
 		return 1
+	}
+	if up := deadlines.upstreamTarget(); up != "" && isOwnAddress(up, lis.Addr()) {
+		fmt.Fprintf(stderr, "greeter serve: --upstream %s is this server's own address (%s): a relay to itself would call itself; point it at another server\n", up, target)
+		lis.Close()
+		_ = srv.Shutdown(context.Background())
+		return 2
 	}
 	// The target is what a client dials: for a unix socket, unix:PATH.
 	fmt.Fprintf(stdout, "greeter: serving Greeter on %s\n", target)

@@ -38,6 +38,11 @@ const TrailerDeadlineCap = "greeter-deadline-cap"
 // attempts of this call came before; absent on a first attempt.
 const PreviousAttemptsHeader = "grpc-previous-rpc-attempts"
 
+// HopsHeader counts the greeter relays a call has passed through: each
+// relay sends its upstream one more than it received, and refuses a call
+// that has passed too many, so that a loop of relays ends at once.
+const HopsHeader = "greeter-hops"
+
 // RequestIDHeader carries a request id, in a caller's request headers and
 // in a server's response headers.
 const RequestIDHeader = "x-request-id"
@@ -72,4 +77,18 @@ func Round(d time.Duration) time.Duration {
 		return d.Round(time.Millisecond)
 	}
 	return d.Round(time.Microsecond)
+}
+
+// Hops reads [HopsHeader] from a server's incoming context: 0 when missing
+// or malformed.
+func Hops(ctx context.Context) int {
+	v := metadata.ValueFromIncomingContext(ctx, HopsHeader)
+	if len(v) == 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(v[0])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
