@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -29,9 +30,17 @@ func validateName(name string) error {
 		desc = "must not be empty"
 	case len(name) > MaxNameLength:
 		desc = fmt.Sprintf("must be at most %d bytes, got %d", MaxNameLength, len(name))
+	case !utf8.ValidString(name):
+		desc = "must be valid UTF-8"
 	default:
 		return nil
 	}
+	return invalidName(desc)
+}
+
+// invalidName is InvalidArgument with a BadRequest field violation for
+// "name" that says desc.
+func invalidName(desc string) error {
 	st := status.New(codes.InvalidArgument, "greeter: invalid name: "+desc)
 	if d, err := st.WithDetails(&errdetails.BadRequest{
 		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "name", Description: desc}},

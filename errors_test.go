@@ -168,3 +168,57 @@ func TestPanicRecovery(t *testing.T) {
 		}
 	}
 }
+
+// rawCodec sends a request's bytes as they are, to put on the wire what no
+// generated client would. Named "proto", so that the server decodes them
+// as it decodes every request.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*(v.(*[]byte)) = data
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// A name that is not valid UTF-8, sent as raw bytes, is the caller's
+// mistake: InvalidArgument with a field violation, not grpc's Internal, on
+// a unary call and on a stream alike, and the server goes on serving.
+func TestInvalidUTF8IsInvalidArgument(t *testing.T) {
+	ctx := testContext(t)
+	c := newClient(t, newServer(t))
+	req := []byte{0x0a, 0x02, 0xff, 0xfe} // field 1 (name), 2 bytes that are not UTF-8
+	var reply []byte
+	err := c.Conn().Invoke(ctx, "/Greeter/SayHello", req, &reply, grpc.ForceCodec(rawCodec{}))
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || violation(st) != "name: must be valid UTF-8" {
+		t.Errorf("SayHello(% x) = %v, violation %q; want InvalidArgument, name: must be valid UTF-8", req, err, violation(st))
+	}
+
+	desc := &grpc.StreamDesc{StreamName: "SayHelloBidiStream", ServerStreams: true, ClientStreams: true}
+	stream, err := c.Conn().NewStream(ctx, desc, "/Greeter/SayHelloBidiStream", grpc.ForceCodec(rawCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.SendMsg(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.RecvMsg(&reply); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("bidi Recv = %v; want InvalidArgument", err)
+	}
+
+	if got, err := c.SayHello(ctx, "you"); err != nil || got != "Hello, you!" {
+		t.Errorf("after the bad requests, SayHello = %q, %v; want the server still serving", got, err)
+	}
+}
+
+// violation returns the first BadRequest field violation of st, as
+// "field: description".
+func violation(st *status.Status) string {
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
+			v := br.GetFieldViolations()[0]
+			return v.GetField() + ": " + v.GetDescription()
+		}
+	}
+	return ""
+}

@@ -11,6 +11,8 @@ import (
 	"github.com/grpc-greeter/greeter/internal/requestid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -96,6 +98,7 @@ func serverOptions(cfg *serverConfig, svc *service) []grpc.ServerOption {
 		grpc.NumStreamWorkers(serverWorkers()),
 		grpc.MaxConcurrentStreams(cfg.maxStreams),
 		grpc.MaxHeaderListSize(cfg.maxHeaders),
+		grpc.ForceServerCodecV2(requestCodec{encoding.GetCodecV2(proto.Name)}),
 	)
 	if cfg.window.set {
 		opts = append(opts, grpc.InitialWindowSize(cfg.window.n))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"github.com/grpc-greeter/greeter/internal/wire"
@@ -108,6 +109,9 @@ func (r *relay) SayHelloAgain(ctx context.Context, req *greeterpb.HelloRequest) 
 
 func (r *relay) unary(ctx context.Context, req *greeterpb.HelloRequest, call func(context.Context, string, ...grpc.CallOption) (string, error)) (*greeterpb.HelloReply, error) {
 	method, _ := grpc.Method(ctx)
+	if !utf8.ValidString(req.GetName()) {
+		return nil, invalidName("must be valid UTF-8") // the relay's client could not send it
+	}
 	uctx, cancel, err := r.budget(ctx, method)
 	if err != nil {
 		return nil, err

@@ -10,7 +10,10 @@ import (
 	"github.com/grpc-greeter/greeter/internal/fault"
 	"github.com/grpc-greeter/greeter/internal/guard"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // service is the Greeter as a server registers it: one handler, chosen at
@@ -161,6 +164,52 @@ func bindStream(is []grpc.StreamServerInterceptor, info *grpc.StreamServerInfo, 
 		h = func(srv any, ss grpc.ServerStream) error { return in(srv, ss, info, next) }
 	}
 	return h
+}
+
+// requestCodec is grpc's proto codec, except that a HelloRequest whose
+// name is not valid UTF-8 decodes, where proto3 refuses it and grpc answers
+// Internal: the handler's name validation then answers InvalidArgument,
+// the caller's mistake, with a field violation. Everything else decodes as
+// with grpc's own codec.
+type requestCodec struct{ encoding.CodecV2 }
+
+func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	err := c.CodecV2.Unmarshal(data, v)
+	if req, ok := v.(*greeterpb.HelloRequest); ok && err != nil {
+		if name, ok := rawName(data.Materialize()); ok {
+			req.Reset()
+			req.Name = name
+			return nil
+		}
+	}
+	return err
+}
+
+// rawName reads field 1 of a HelloRequest's wire bytes as it is, UTF-8 or
+// not; false when the bytes are not a well-formed message.
+func rawName(b []byte) (string, bool) {
+	var name string
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", false
+			}
+			name, b = string(v), b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+	}
+	return name, true
 }
 
 // greeting is the built-in Greeter: "Hello, NAME!".
