@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"time"
 
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-greeter/greeter/internal/compress"
 	"github.com/grpc-greeter/greeter/internal/guard"
@@ -30,9 +32,14 @@ const HelloworldServiceName = "helloworld.Greeter"
 // turned off, server reflection. Build one with [NewServer], run it with
 // [Server.Serve] and stop it with [Server.Shutdown].
 type Server struct {
-	grpc   *grpc.Server
-	health *health.Server
-	guard  *guard.Guard // nil without deadline options
+	grpc       *grpc.Server
+	health     *health.Server
+	guard      *guard.Guard // nil without deadline options
+	drainDelay time.Duration
+	// watching ends when Shutdown's final stop begins, and with it the
+	// health Watch streams.
+	watching    context.Context
+	stopWatches context.CancelFunc
 }
 
 // NewServer builds a Server from opts. It validates them and does no network
@@ -45,7 +52,11 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		return nil, err
 	}
 	svc := newService(cfg)
-	s := &Server{grpc: grpc.NewServer(serverOptions(cfg, svc)...), health: health.NewServer(), guard: svc.guard}
+	s := &Server{health: health.NewServer(), guard: svc.guard, drainDelay: cfg.drainDelay}
+	// The server's own lifetime, not a caller's: no caller's context to
+	// derive it from.
+	s.watching, s.stopWatches = context.WithCancel(context.Background())
+	s.grpc = grpc.NewServer(serverOptions(cfg, svc, s.watching)...)
 	if err := svc.register(s.grpc); err != nil {
 		return nil, err // unreachable: the server is new
 	}
@@ -61,7 +72,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 
 // serverOptions are the grpc server options cfg asks for, the importer's
 // raw ones last so that they win.
-func serverOptions(cfg *serverConfig, svc *service) []grpc.ServerOption {
+func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []grpc.ServerOption {
 	var opts []grpc.ServerOption
 	if svc.guard != nil && cfg.policyBounds() {
 		// The deadline policy from the moment a stream opens.
@@ -86,6 +97,7 @@ func serverOptions(cfg *serverConfig, svc *service) []grpc.ServerOption {
 		unary = append(unary, ids.UnaryServerInterceptor())
 		stream = append(stream, ids.StreamServerInterceptor())
 	}
+	stream = append(stream, endWatches(watching))
 	if cfg.compressor != "" {
 		unary = append(unary, compress.UnaryServerInterceptor(cfg.compressor))
 		stream = append(stream, compress.StreamServerInterceptor(cfg.compressor))
@@ -135,12 +147,26 @@ func (s *Server) Serve(lis net.Listener) error {
 	return nil
 }
 
-// Shutdown stops the server gracefully: health turns NOT_SERVING, listeners
-// close, new calls are refused and in-flight calls run to completion. If ctx
-// ends first, the remaining calls are cancelled and Shutdown returns ctx's
-// error once they have returned.
+// Shutdown stops the server gracefully. Health turns NOT_SERVING at once;
+// with [WithDrainDelay] the server goes on accepting and serving for the
+// delay, so that load balancers and readiness probes that watch health move
+// traffic away before connections are refused. Then health Watch streams
+// end, listeners close, new calls are refused and in-flight calls run to
+// completion. If ctx ends first, the remaining calls are cancelled and
+// Shutdown returns ctx's error once they have returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.health.Shutdown()
+	if s.drainDelay > 0 {
+		// Still accepting and serving: load balancers and readiness
+		// probes see NOT_SERVING and move traffic away first.
+		t := time.NewTimer(s.drainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	s.stopWatches() // they would pin GracefulStop until ctx ends
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -179,3 +205,19 @@ func (s *Server) Overruns() int64 {
 // Health returns the server's health service, to change the serving status
 // of a service by name ("" for the whole server).
 func (s *Server) Health() *health.Server { return s.health }
+
+// endWatches ends health Watch streams when watching ends: a load balancer
+// watching a server that is stopping gets the end of its stream and
+// reconnects elsewhere, and the stream does not hold the stop up.
+func endWatches(watching context.Context) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if info.FullMethod != healthpb.Health_Watch_FullMethodName {
+			return h(srv, ss)
+		}
+		ctx, cancel := context.WithCancel(ss.Context())
+		defer cancel()
+		stop := context.AfterFunc(watching, cancel)
+		defer stop()
+		return h(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
+	}
+}

@@ -167,6 +167,7 @@ type serverConfig struct {
 	enforcement keepalive.EnforcementPolicy
 	maxStreams  uint32
 	maxHeaders  uint32
+	drainDelay  time.Duration
 	window      windowSize
 	connWindow  windowSize
 	compressor  string
@@ -229,6 +230,7 @@ func (c *serverConfig) validate() error {
 	check(k.Time < 0 || k.Timeout < 0 || k.MaxConnectionIdle < 0 || k.MaxConnectionAge < 0 || k.MaxConnectionAgeGrace < 0,
 		"WithServerKeepalive(%+v): negative duration", k)
 	check(c.enforcement.MinTime < 0, "WithKeepaliveEnforcement: MinTime %v: must not be negative", c.enforcement.MinTime)
+	check(c.drainDelay < 0, "WithDrainDelay(%v): must not be negative", c.drainDelay)
 	check(c.maxStreams < 1, "WithMaxConcurrentStreams(%d): must be at least 1", c.maxStreams)
 	check(c.maxHeaders < minHeaderListSize, "WithMaxHeaderListSize(%d): must be at least %d (4KiB)", c.maxHeaders, minHeaderListSize)
 	errs = append(errs, c.window.validate("WithInitialWindowSize"), c.connWindow.validate("WithInitialConnWindowSize"))
@@ -600,6 +602,20 @@ func WithRequestID() ServerOption {
 // negative duration is an error at construction. [Register] ignores it.
 func WithServerKeepalive(p keepalive.ServerParameters) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.keepalive = p })
+}
+
+// WithDrainDelay makes [Server.Shutdown] keep accepting and serving for d
+// after health turns NOT_SERVING, before it stops accepting and drains the
+// calls in flight: the time a load balancer, a client with client-side
+// health checking ([ServiceConfigWithHealthCheck]) or a Kubernetes
+// readiness probe needs to see NOT_SERVING and send new calls elsewhere,
+// so that none of them is refused. For Kubernetes, make d at least the
+// readiness probe's periodSeconds times its failureThreshold, and
+// terminationGracePeriodSeconds at least d plus Shutdown's grace. The
+// default is 0: Shutdown stops accepting at once. d must not be negative;
+// Shutdown's context bounds the delay too. [Register] ignores it.
+func WithDrainDelay(d time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.drainDelay = d })
 }
 
 // WithMaxConcurrentStreams sets how many calls one connection may have

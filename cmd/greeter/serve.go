@@ -17,6 +17,7 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", "[flags]", stderr)
 	addr := fs.String("addr", "localhost:50051", "`address` to listen on: host:port (port 0 picks a free one), or unix:PATH for a unix socket")
+	drain := fs.Duration("drain-delay", 0, "on SIGTERM, say NOT_SERVING but keep accepting calls this long, so that load balancers and readiness probes move traffic away first (0: stop accepting at once)")
 	grace := fs.Duration("grace", 10*time.Second, "how long shutdown waits for in-flight calls before cancelling them (0: cancel them at once)")
 	noReflection := fs.Bool("no-reflection", false, "do not register the server reflection service")
 	failFirst := fs.Int("fail-first", 0, "fault injection: fail the first `N` attempts of every call with UNAVAILABLE")
@@ -36,7 +37,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	opts := []greeter.ServerOption{greeter.WithLogger(logger), greeter.WithFailFirst(*failFirst),
-		greeter.WithMaxConcurrentStreams(uint32(min(*maxStreams, math.MaxUint32))), greeter.WithMaxHeaderListSize(uint32(min(*maxHeaders, math.MaxUint32)))}
+		greeter.WithDrainDelay(*drain), greeter.WithMaxConcurrentStreams(uint32(min(*maxStreams, math.MaxUint32))), greeter.WithMaxHeaderListSize(uint32(min(*maxHeaders, math.MaxUint32)))}
 	if *requestID {
 		opts = append(opts, greeter.WithRequestID())
 	}
@@ -89,8 +90,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "grace", *grace)
-	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	logger.Info("shutting down", "drain_delay", *drain, "grace", *grace)
+	// The drain delay, then the grace for the calls in flight.
+	sctx, cancel := context.WithTimeout(context.Background(), *drain+*grace)
 	defer cancel()
 	err = srv.Shutdown(sctx)
 	if serr := <-served; serr != nil {
