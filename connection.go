@@ -101,12 +101,19 @@ func (c *Client) connectionError(ctx context.Context, err error) *ConnectionErro
 		perr := c.conn.Invoke(pctx, probeMethod, &greeterpb.HelloRequest{}, &greeterpb.HelloReply{})
 		if st := status.Convert(perr); st.Code() == codes.Unavailable {
 			ce.Err = errors.New(st.Message())
-		} else if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
-			ce.Err = errors.New(st.Message())
 		}
-		if ce.Err != nil && strings.Contains(ce.Err.Error(), "produced zero addresses") {
-			ce.Err = c.lookupError(pctx, ce.Err)
-		}
+	}
+	if st, ok := status.FromError(err); ok && ce.Err == nil && st.Code() == codes.Unavailable {
+		// The call's own error is the picker's: grpc publishes the new
+		// picker before the new state, so a call can fail on a
+		// TRANSIENT_FAILURE picker while the channel still says
+		// CONNECTING.
+		ce.Err = errors.New(st.Message())
+	}
+	if ce.Err != nil && strings.Contains(ce.Err.Error(), "produced zero addresses") {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		defer cancel()
+		ce.Err = c.lookupError(lctx, ce.Err)
 	}
 	ce.Hint = c.hint(ce.Err)
 	return ce
