@@ -176,9 +176,11 @@ type tapKey struct{}
 // InTapHandle applies the policy's default and cap to the streams of the
 // guard's services as they open, before their first message. The handler's
 // context ends at the policy's deadline, as without it; grpc's own stream
-// context ends grace later, so that a stream that never sends its request,
-// or whose handler is blocked sending to a client that stopped reading, is
-// ended by the server too. Install it with grpc.InTapHandle on the server
+// context ends half the grace later (time for the handler to return and the
+// guard to explain the end, which grpc's own end would not), so that a
+// stream that never sends its request, or whose handler is blocked sending
+// to a client that stopped reading, is ended by the server too, before it
+// would count as an overrun. Install it with grpc.InTapHandle on the server
 // the guard's interceptors serve; without it, the interceptors apply the
 // policy from the first message on.
 func (g *Guard) InTapHandle() tap.ServerInHandle {
@@ -191,7 +193,7 @@ func (g *Guard) InTapHandle() tap.ServerInHandle {
 			return ctx, nil // the client's own deadline, or none
 		}
 		t := &tapped{b: b}
-		ctx, t.cancel = context.WithDeadline(ctx, b.deadline.Add(g.grace))
+		ctx, t.cancel = context.WithDeadline(ctx, b.deadline.Add(g.grace/2))
 		return context.WithValue(ctx, tapKey{}, t), nil
 	}
 }
@@ -215,7 +217,7 @@ func (g *Guard) begin(ctx context.Context, method string) (context.Context, *gua
 	var b budget
 	t, fromTap := ctx.Value(tapKey{}).(*tapped)
 	if fromTap {
-		b = t.b // ctx's deadline is grace later
+		b = t.b // ctx's deadline is half the grace later
 	} else {
 		b = budgetFor(ctx, p, now)
 	}
