@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,4 +202,129 @@ func TestStalledStreamEndedByServerCap(t *testing.T) {
 	}
 	cancel()
 	<-sending
+}
+
+// drain reads and drops every frame the server sends on r, so that the
+// server is never held up writing to it, until the connection ends.
+func (r *rawConn) drain() {
+	go func() {
+		for {
+			if _, err := r.fr.ReadFrame(); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// heldMem is the memory the process's Go code holds, heap and stacks:
+// RSS less what the runtime has not given back and, under the race
+// detector, its shadow memory, which would swamp the server's own.
+func heldMem() int64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
+}
+
+// The attacks found against a default server, on the wire at once:
+// header amplification on 20 connections, 5,000 header-only streams on
+// one, and a rapid-reset flood, while a good client calls. The server
+// stays within 64MB more memory and a bounded number of goroutines, and
+// the good client loses no call. (With grpc's own limits, no stream limit
+// and a 16MiB header list, the same attacks took +262MB of RSS and +6,600
+// goroutines.)
+func TestAttacksBounded(t *testing.T) {
+	ctx := testContext(t)
+	_, addr := startTCPGreeter(t, greeter.WithServerDeadlines(greeter.DeadlinePolicy{Default: 2 * time.Second, Max: 5 * time.Second}))
+	good, err := greeter.NewClient(addr, greeter.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	if _, err := good.SayHello(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	baseMem, baseG := heldMem(), runtime.NumGoroutine()
+
+	// The good client, calling throughout.
+	stop := make(chan struct{})
+	var calls, failed atomic.Int64
+	var firstErr atomic.Value
+	goodDone := make(chan struct{})
+	go func() {
+		defer close(goodDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := good.SayHello(cctx, "good")
+			cancel()
+			calls.Add(1)
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+			}
+		}
+	}()
+	// What the server holds, sampled while the attacks run.
+	var maxMem, maxG atomic.Int64
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			maxMem.Store(max(maxMem.Load(), heldMem()))
+			maxG.Store(max(maxG.Load(), int64(runtime.NumGoroutine())))
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	// Header amplification: one 2KB header repeated, a byte a copy.
+	big := hpack.HeaderField{Name: "x-big-bin", Value: strings.Repeat("A", 2000)}
+	amp := make([]hpack.HeaderField, 4100)
+	for i := range amp {
+		amp[i] = big
+	}
+	for range 20 {
+		r := dialRaw(t, addr)
+		r.drain()
+		r.headers(1, amp...)
+	}
+	// 5,000 header-only streams on one connection.
+	flood := dialRaw(t, addr)
+	flood.drain()
+	for i := range uint32(5000) {
+		flood.headers(2*i + 1)
+	}
+	// Rapid reset: a stream opened and cancelled, 10,000 times.
+	reset := dialRaw(t, addr)
+	reset.drain()
+	for i := range uint32(10000) {
+		reset.headers(2*i + 1)
+		if err := reset.fr.WriteRSTStream(2*i+1, http2.ErrCodeCancel); err != nil {
+			break // the server closed the connection: defended
+		}
+	}
+	close(stop)
+	<-goodDone
+	<-sampled
+
+	if n, f := calls.Load(), failed.Load(); f != 0 {
+		t.Errorf("the good client lost %d of %d calls during the attacks; first: %v", f, n, firstErr.Load())
+	}
+	if grew := maxMem.Load() - baseMem; grew > 64<<20 {
+		t.Errorf("memory in use grew by %d MB under attack; want at most 64 MB", grew>>20)
+	}
+	if g := maxG.Load() - int64(baseG); g > 2000 {
+		t.Errorf("goroutines grew by %d under attack; want a bounded number", g)
+	}
+	t.Logf("good calls %d; heap and stacks +%d MB; goroutines +%d", calls.Load(), (maxMem.Load()-baseMem)>>20, maxG.Load()-int64(baseG))
 }
