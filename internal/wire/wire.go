@@ -49,17 +49,7 @@ const RequestIDHeader = "x-request-id"
 
 // PreviousAttempts reads [PreviousAttemptsHeader] from a server's incoming
 // context: 0 on a first attempt or when the header is missing or malformed.
-func PreviousAttempts(ctx context.Context) int {
-	v := metadata.ValueFromIncomingContext(ctx, PreviousAttemptsHeader)
-	if len(v) == 0 {
-		return 0
-	}
-	n, err := strconv.Atoi(v[0])
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
-}
+func PreviousAttempts(ctx context.Context) int { return count(ctx, PreviousAttemptsHeader) }
 
 // WithAttempt returns ctx with [PreviousAttemptsHeader] set for a call's
 // attempt number attempt (1 for the first, which sends no header).
@@ -81,8 +71,12 @@ func Round(d time.Duration) time.Duration {
 
 // Hops reads [HopsHeader] from a server's incoming context: 0 when missing
 // or malformed.
-func Hops(ctx context.Context) int {
-	v := metadata.ValueFromIncomingContext(ctx, HopsHeader)
+func Hops(ctx context.Context) int { return count(ctx, HopsHeader) }
+
+// count reads a header that carries a count: 0 when missing, malformed or
+// negative.
+func count(ctx context.Context, header string) int {
+	v := metadata.ValueFromIncomingContext(ctx, header)
 	if len(v) == 0 {
 		return 0
 	}
