@@ -57,8 +57,10 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	// derive it from.
 	s.watching, s.stopWatches = context.WithCancel(context.Background())
 	s.grpc = grpc.NewServer(serverOptions(cfg, svc, s.watching)...)
-	if err := svc.register(s.grpc); err != nil {
-		return nil, err // unreachable: the server is new
+	if err := svc.register(s.grpc); err != nil { // unreachable: the server is new
+		s.grpc.Stop()
+		s.stopWatches()
+		return nil, err
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	for _, name := range append([]string{""}, cfg.names...) {
@@ -110,6 +112,9 @@ func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []
 		grpc.NumStreamWorkers(serverWorkers()),
 		grpc.MaxConcurrentStreams(cfg.maxStreams),
 		grpc.MaxHeaderListSize(cfg.maxHeaders),
+		// grpc's proto codec, for every call whatever its content-subtype
+		// (greeter serves proto only), with a name that is not UTF-8
+		// left to name validation's InvalidArgument.
 		grpc.ForceServerCodecV2(requestCodec{encoding.GetCodecV2(proto.Name)}),
 	)
 	if cfg.window.set {
