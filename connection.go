@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
@@ -77,7 +78,8 @@ func (e *ConnectionError) GRPCStatus() *status.Status {
 // call to it on a channel in TRANSIENT_FAILURE fails at once with the
 // picker's error, which is grpc's last connection error, and sends nothing.
 // greeter's client interceptors and the importer's let it through untouched
-// (skipProbe).
+// (skipProbe); a stats handler given with WithDialOptions sees it, as one
+// more call that failed at once.
 const probeMethod = "/greeter.ConnectionProbe/LastConnectionError"
 
 // probeTimeout bounds the probe, which returns at once in
@@ -98,7 +100,7 @@ func (c *Client) connectionError(ctx context.Context, err error) *ConnectionErro
 		// own bounded time, keeping its values.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
 		defer cancel()
-		perr := c.conn.Invoke(pctx, probeMethod, &greeterpb.HelloRequest{}, &greeterpb.HelloReply{})
+		perr := c.conn.Invoke(pctx, probeMethod, &greeterpb.HelloRequest{}, &greeterpb.HelloReply{}, grpc.WaitForReady(false))
 		if st := status.Convert(perr); st.Code() == codes.Unavailable {
 			ce.Err = errors.New(st.Message())
 		}
