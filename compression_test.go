@@ -5,10 +5,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/grpc-greeter/greeter"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/tap"
 )
 
 // wireBytes is a stats handler that adds up the message bytes on the wire
@@ -92,4 +94,52 @@ func TestCompressorValidates(t *testing.T) {
 		c.Close()
 		t.Error("NewClient accepted an unregistered compressor")
 	}
+}
+
+// wireSizes records the size of each response on the wire and decoded.
+type wireSizes struct {
+	mu          sync.Mutex
+	wire, plain int
+}
+
+func (w *wireSizes) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (w *wireSizes) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if p, ok := s.(*stats.InPayload); ok && p.IsClient() {
+		w.mu.Lock()
+		w.wire, w.plain = p.WireLength, p.Length
+		w.mu.Unlock()
+	}
+}
+func (w *wireSizes) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (w *wireSizes) HandleConn(context.Context, stats.ConnStats)                       {}
+
+// Request ids do not turn the server's compression off.
+func TestCompressorWithRequestID(t *testing.T) {
+	var sizes wireSizes
+	c := newClient(t, newServer(t, greeter.WithCompressor(greeter.Gzip), greeter.WithRequestID()),
+		greeter.WithDialOptions(grpc.WithStatsHandler(&sizes)))
+	if _, err := c.SayHello(testContext(t), strings.Repeat("a", greeter.MaxNameLength)); err != nil {
+		t.Fatal(err)
+	}
+	sizes.mu.Lock()
+	defer sizes.mu.Unlock()
+	if sizes.wire >= sizes.plain/2 {
+		t.Errorf("the reply took %d bytes on the wire for %d decoded; want it compressed", sizes.wire, sizes.plain)
+	}
+}
+
+// A raw tap handle that grpc would refuse with a panic is an error.
+func TestRawTapHandleConflictIsAnError(t *testing.T) {
+	tapOpt := grpc.InTapHandle(func(ctx context.Context, _ *tap.Info) (context.Context, error) { return ctx, nil })
+	_, err := greeter.NewServer(greeter.WithServerDeadlines(greeter.DeadlinePolicy{Max: time.Second}), greeter.WithGRPCServerOptions(tapOpt))
+	if err == nil || !strings.Contains(err.Error(), "InTapHandle") {
+		t.Errorf("NewServer with a raw InTapHandle and a cap = %v; want an error naming the conflict", err)
+	}
+	srv, err := greeter.NewServer(greeter.WithGRPCServerOptions(tapOpt)) // no policy: no tap of greeter's
+	if err != nil {
+		t.Fatalf("NewServer with a raw InTapHandle alone = %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = srv.Shutdown(ctx)
 }

@@ -38,6 +38,9 @@ func validateName(name string) error {
 	return invalidName(desc)
 }
 
+// errNameNotUTF8 refuses a name that is not valid UTF-8.
+var errNameNotUTF8 = invalidName("must be valid UTF-8")
+
 // invalidName is InvalidArgument with a BadRequest field violation for
 // "name" that says desc.
 func invalidName(desc string) error {

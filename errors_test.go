@@ -185,8 +185,18 @@ func (rawCodec) Name() string { return "proto" }
 // mistake: InvalidArgument with a field violation, not grpc's Internal, on
 // a unary call and on a stream alike, and the server goes on serving.
 func TestInvalidUTF8IsInvalidArgument(t *testing.T) {
+	upstream := newClient(t, newServer(t))
+	for name, opts := range map[string][]greeter.ServerOption{
+		"built-in":           nil,
+		"importer's handler": {handlerFunc(nil)},
+		"relay":              {greeter.WithUpstream(upstream)},
+	} {
+		t.Run(name, func(t *testing.T) { invalidUTF8(t, newClient(t, newServer(t, opts...))) })
+	}
+}
+
+func invalidUTF8(t *testing.T, c *greeter.Client) {
 	ctx := testContext(t)
-	c := newClient(t, newServer(t))
 	req := []byte{0x0a, 0x02, 0xff, 0xfe} // field 1 (name), 2 bytes that are not UTF-8
 	var reply []byte
 	err := c.Conn().Invoke(ctx, "/Greeter/SayHello", req, &reply, grpc.ForceCodec(rawCodec{}))

@@ -3,6 +3,7 @@ package greeter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -56,7 +57,10 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	// The server's own lifetime, not a caller's: no caller's context to
 	// derive it from.
 	s.watching, s.stopWatches = context.WithCancel(context.Background())
-	s.grpc = grpc.NewServer(serverOptions(cfg, svc, s.watching)...)
+	if s.grpc, err = newGRPCServer(serverOptions(cfg, svc, s.watching)); err != nil {
+		s.stopWatches()
+		return nil, err
+	}
 	if err := svc.register(s.grpc); err != nil { // unreachable: the server is new
 		s.grpc.Stop()
 		s.stopWatches()
@@ -72,6 +76,18 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	return s, nil
 }
 
+// newGRPCServer is grpc.NewServer, with the one conflict among raw options
+// that grpc refuses by panicking (a second tap handle) turned into an
+// error.
+func newGRPCServer(opts []grpc.ServerOption) (s *grpc.Server, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("greeter: WithGRPCServerOptions: grpc refused the options (%v); a grpc.InTapHandle cannot be combined with a deadline policy's Default or Max, which greeter applies with its own", p)
+		}
+	}()
+	return grpc.NewServer(opts...), nil
+}
+
 // serverOptions are the grpc server options cfg asks for, the importer's
 // raw ones last so that they win.
 func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []grpc.ServerOption {
@@ -84,8 +100,8 @@ func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.tls)))
 	}
 	// greeter's own interceptors run outside the importer's: recovery
-	// first, so that a panic in any interceptor is caught, then request
-	// ids, so that every interceptor after it sees the id. The service's
+	// first, so that a panic in any interceptor is caught, compression,
+	// then request ids, so that every interceptor after it sees the id. The service's
 	// own policies (the deadline guard, fault injection) run inside all
 	// of them, bound to its methods.
 	var unary []grpc.UnaryServerInterceptor
@@ -94,16 +110,18 @@ func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []
 		unary = append(unary, recovery.UnaryServerInterceptor(recoveryOption(cfg.logger)))
 		stream = append(stream, recovery.StreamServerInterceptor(recoveryOption(cfg.logger)))
 	}
+	if cfg.compressor != "" {
+		// Before request ids, whose context grpc's SetSendCompressor
+		// does not accept.
+		unary = append(unary, compress.UnaryServerInterceptor(cfg.compressor))
+		stream = append(stream, compress.StreamServerInterceptor(cfg.compressor))
+	}
 	if cfg.requestID {
 		ids := requestid.New()
 		unary = append(unary, ids.UnaryServerInterceptor())
 		stream = append(stream, ids.StreamServerInterceptor())
 	}
 	stream = append(stream, endWatches(watching))
-	if cfg.compressor != "" {
-		unary = append(unary, compress.UnaryServerInterceptor(cfg.compressor))
-		stream = append(stream, compress.StreamServerInterceptor(cfg.compressor))
-	}
 	opts = append(opts,
 		grpc.ChainUnaryInterceptor(append(unary, cfg.unary...)...),
 		grpc.ChainStreamInterceptor(append(stream, cfg.stream...)...),

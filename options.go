@@ -406,9 +406,10 @@ func WithInitialConnWindowSize(n int32) Option {
 // ([WithServerDeadlines], [WithMethodDeadlines]), overrun detection
 // ([WithOverrunGrace]), panic recovery, request ids ([WithRequestID]),
 // fault injection ([WithFailFirst]), simulated work ([WithDelay]),
-// compression, keepalive and the raw grpc options. What belongs to the
-// built-in greeting does not: name validation (h checks its own input) and
-// [WithStreamReplies]. WithHandler and [WithUpstream] exclude each other.
+// compression, keepalive and the raw grpc options; a name that is not
+// valid UTF-8 is refused with InvalidArgument before h sees it. What
+// belongs to the built-in greeting does not: the rest of name validation
+// (h checks its own input) and [WithStreamReplies]. WithHandler and [WithUpstream] exclude each other.
 // A nil h is an error at construction.
 func WithHandler(h greeterpb.GreeterServer) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.handler, c.handlerSet = h, true })
@@ -581,6 +582,10 @@ func WithoutRecovery() ServerOption {
 // with [WithUnaryServerInterceptor] see, read it with [RequestIDFromContext],
 // and sent back in the x-request-id response header (in the trailer when
 // the call fails before any response, so that grpc can still retry it).
+//
+// The handler's context carries greeter's own transport stream, so that
+// the id goes out however the header is sent; grpc.SetSendCompressor does
+// not accept it: compress responses with [WithCompressor] instead.
 //
 // It is off by default because it costs allocations on every call; a made-up
 // id is cheap (a random per-server prefix and a counter, no entropy read

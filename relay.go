@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"github.com/grpc-greeter/greeter/internal/wire"
@@ -109,9 +108,6 @@ func (r *relay) SayHelloAgain(ctx context.Context, req *greeterpb.HelloRequest) 
 
 func (r *relay) unary(ctx context.Context, req *greeterpb.HelloRequest, call func(context.Context, string, ...grpc.CallOption) (string, error)) (*greeterpb.HelloReply, error) {
 	method, _ := grpc.Method(ctx)
-	if !utf8.ValidString(req.GetName()) {
-		return nil, invalidName("must be valid UTF-8") // the relay's client could not send it
-	}
 	uctx, cancel, err := r.budget(ctx, method)
 	if err != nil {
 		return nil, err
@@ -158,13 +154,16 @@ func (r *relay) SayHelloBidiStream(stream grpc.BidiStreamingServer[greeterpb.Hel
 		return err
 	}
 	defer cancel()
+	uctx, abandon := context.WithCancel(uctx)
+	defer abandon()
 	up, err := r.client.SayHelloBidiStream(uctx)
 	if err != nil {
 		return r.upstreamError(ctx, method, err)
 	}
 	// Requests flow up in their own goroutine. It ends when the caller
-	// closes its side, or when its Recv fails because this handler
-	// returned and grpc ended the stream.
+	// closes its side, or when its Recv fails: a request refused (the
+	// upstream call is abandoned, and the refusal is the answer), or
+	// this handler returned and grpc ended the stream.
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -172,6 +171,8 @@ func (r *relay) SayHelloBidiStream(stream grpc.BidiStreamingServer[greeterpb.Hel
 			if err != nil {
 				if err == io.EOF {
 					err = up.CloseSend()
+				} else {
+					abandon()
 				}
 				recvErr <- err
 				return
@@ -196,6 +197,13 @@ func (r *relay) SayHelloBidiStream(stream grpc.BidiStreamingServer[greeterpb.Hel
 			}
 		}
 		if err != nil {
+			select {
+			case rerr := <-recvErr:
+				if rerr != nil {
+					return rerr // the caller's side failed first
+				}
+			default:
+			}
 			return r.upstreamError(ctx, method, err)
 		}
 		if err := stream.Send(reply); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"github.com/grpc-greeter/greeter/internal/fault"
@@ -103,6 +104,9 @@ func (s *service) desc(name string) *grpc.ServiceDesc {
 					if err := stream.RecvMsg(req); err != nil {
 						return err
 					}
+					if !utf8.ValidString(req.GetName()) {
+						return errNameNotUTF8
+					}
 					return h.SayHelloStreamReply(req, &grpc.GenericServerStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ServerStream: stream})
 				}),
 			},
@@ -111,7 +115,7 @@ func (s *service) desc(name string) *grpc.ServiceDesc {
 				ServerStreams: true,
 				ClientStreams: true,
 				Handler: s.streamHandler("/"+name+"/SayHelloBidiStream", true, true, func(stream grpc.ServerStream) error {
-					return h.SayHelloBidiStream(&grpc.GenericServerStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ServerStream: stream})
+					return h.SayHelloBidiStream(&grpc.GenericServerStream[greeterpb.HelloRequest, greeterpb.HelloReply]{ServerStream: utf8Stream{stream}})
 				}),
 			},
 		},
@@ -132,6 +136,9 @@ func (s *service) unaryHandler(fullMethod string, m func(context.Context, *greet
 		req := new(greeterpb.HelloRequest)
 		if err := dec(req); err != nil {
 			return nil, err
+		}
+		if !utf8.ValidString(req.GetName()) {
+			return nil, errNameNotUTF8
 		}
 		if interceptor == nil {
 			return handler(ctx, req)
@@ -166,11 +173,25 @@ func bindStream(is []grpc.StreamServerInterceptor, info *grpc.StreamServerInfo, 
 	return h
 }
 
+// utf8Stream refuses, as the unary methods do, a request whose name is not
+// valid UTF-8, before any handler sees it.
+type utf8Stream struct{ grpc.ServerStream }
+
+func (s utf8Stream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if req, ok := m.(*greeterpb.HelloRequest); ok && !utf8.ValidString(req.GetName()) {
+		return errNameNotUTF8
+	}
+	return nil
+}
+
 // requestCodec is grpc's proto codec, except that a HelloRequest whose
 // name is not valid UTF-8 decodes, where proto3 refuses it and grpc answers
-// Internal: the handler's name validation then answers InvalidArgument,
-// the caller's mistake, with a field violation. Everything else decodes as
-// with grpc's own codec.
+// Internal: the service's methods then answer InvalidArgument, the
+// caller's mistake, with a field violation, before any handler sees the
+// name. Everything else decodes as with grpc's own codec.
 type requestCodec struct{ encoding.CodecV2 }
 
 func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
