@@ -78,8 +78,8 @@ func (e *ConnectionError) GRPCStatus() *status.Status {
 // call to it on a channel in TRANSIENT_FAILURE fails at once with the
 // picker's error, which is grpc's last connection error, and sends nothing.
 // greeter's client interceptors and the importer's let it through untouched
-// (skipProbe); a stats handler given with WithDialOptions sees it, as one
-// more call that failed at once.
+// (skipProbe); a stats handler or interceptor given as a raw dial option
+// with WithDialOptions sees it, as one more call that failed at once.
 const probeMethod = "/greeter.ConnectionProbe/LastConnectionError"
 
 // probeTimeout bounds the probe, which returns at once in
@@ -222,8 +222,23 @@ func permanentTLSError(err error) bool {
 		hostname x509.HostnameError
 		invalid  x509.CertificateInvalidError
 	)
-	return errors.As(err, &record) || errors.As(err, &verify) || errors.As(err, &alert) ||
+	if errors.As(err, &alert) {
+		return certificateAlert(alert)
+	}
+	return errors.As(err, &record) || errors.As(err, &verify) ||
 		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
+// certificateAlert reports whether a TLS alert from the server says the
+// handshake cannot succeed as configured: a certificate or protocol it
+// refuses (RFC 8446 §6.2). Others, such as internal_error during a
+// certificate reload, may pass.
+func certificateAlert(a tls.AlertError) bool {
+	switch a {
+	case 40, 42, 43, 44, 45, 46, 48, 70, 116: // handshake_failure, bad_certificate … unknown_ca, protocol_version, certificate_required
+		return true
+	}
+	return false
 }
 
 // finalHandshakeError carries a status, which grpc's picker treats as the

@@ -222,7 +222,7 @@ func (c *serverConfig) validate() error {
 	check(c.replyReserve < 0, "WithReplyReserve(%v): must not be negative", c.replyReserve)
 	errs = append(errs, c.policy.validate("WithServerDeadlines"))
 	for m, p := range c.methods {
-		check(m == "", "WithMethodDeadlines: empty method name")
+		check(!c.servesMethod(m), "WithMethodDeadlines(%q): no such method; want SayHello, SayHelloAgain, SayHelloStreamReply, SayHelloBidiStream, or a full name such as /Greeter/SayHello", m)
 		errs = append(errs, p.validate(fmt.Sprintf("WithMethodDeadlines(%q)", m)))
 	}
 	check(c.grace <= 0, "WithOverrunGrace(%v): must be positive", c.grace)
@@ -305,6 +305,22 @@ func (c *clientConfig) validate() error {
 	errs = append(errs, c.window.validate("WithInitialWindowSize"), c.connWindow.validate("WithInitialConnWindowSize"))
 	errs = append(errs, validateCompressor(c.compressor))
 	return errors.Join(errs...)
+}
+
+// servesMethod reports whether m names a Greeter method, by its name or by
+// its full name under a service name the server serves.
+func (c *serverConfig) servesMethod(m string) bool {
+	for _, name := range []string{"SayHello", "SayHelloAgain", "SayHelloStreamReply", "SayHelloBidiStream"} {
+		if m == name {
+			return true
+		}
+		for _, svc := range c.names {
+			if m == "/"+svc+"/"+name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // policyBounds reports whether a deadline policy gives some calls a default

@@ -1,6 +1,7 @@
 package greeter_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,24 @@ func TestHopelessOptionsRefused(t *testing.T) {
 		if _, err := greeter.NewClient("127.0.0.1:50051", greeter.WithInsecure(), o); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("NewClient(%s) = %v; want an error naming it", name, err)
 		}
+	}
+}
+
+func TestMethodDeadlinesNamesAMethod(t *testing.T) {
+	for _, m := range []string{"SayHelo", "Greeter/SayHello", "/Other/SayHello", ""} {
+		if _, err := greeter.NewServer(greeter.WithMethodDeadlines(m, greeter.DeadlinePolicy{Max: time.Second})); err == nil || !strings.Contains(err.Error(), "no such method") {
+			t.Errorf("WithMethodDeadlines(%q) = %v; want an error saying there is no such method", m, err)
+		}
+	}
+	for _, m := range []string{"SayHello", "/Greeter/SayHelloAgain", "/helloworld.Greeter/SayHelloBidiStream"} {
+		srv, err := greeter.NewServer(greeter.WithMethodDeadlines(m, greeter.DeadlinePolicy{}))
+		if err != nil {
+			t.Errorf("WithMethodDeadlines(%q) = %v", m, err)
+			continue
+		}
+		stopped, cancel := context.WithCancel(t.Context())
+		cancel()
+		_ = srv.Shutdown(stopped) // stops the stream workers it started
+
 	}
 }
