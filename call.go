@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
+	"github.com/grpc-greeter/greeter/internal/observe"
 	"github.com/grpc-greeter/greeter/internal/wire"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -70,6 +71,9 @@ func (c *Client) invoke(ctx context.Context, method string, req, reply any, opts
 		cs.budget = dl.Sub(cs.start)
 	} else {
 		cs.source = SourceNone
+	}
+	if c.observed {
+		ctx = observe.WithClientSource(ctx, cs.source.label())
 	}
 	if err := ctx.Err(); err != nil {
 		// grpc would not send it either; failing here makes the phase
@@ -213,6 +217,7 @@ func (c *Client) explain(ctx context.Context, cs *callState, err error) error {
 			fromServer = true
 		}
 	}
+	c.metrics.DeadlineError(ctx, cs.method, statusLabel(code), e.Source.label(), e.Phase.label())
 	switch {
 	case e.Phase == PhaseBeforeSend:
 	case cs.note != "":
@@ -269,6 +274,9 @@ func (c *Client) newStream(ctx context.Context, desc *grpc.StreamDesc, method st
 			// silences instead.
 			idle = c.timeout
 		}
+	}
+	if c.observed {
+		ctx = observe.WithClientSource(ctx, cs.source.label())
 	}
 	if err := ctx.Err(); err != nil {
 		cs.phase, cs.attempts = PhaseBeforeSend, 0

@@ -9,6 +9,7 @@ import (
 
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"github.com/grpc-greeter/greeter/internal/hedge"
+	"github.com/grpc-greeter/greeter/internal/observe"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -32,6 +33,11 @@ type Client struct {
 	// grpcRetries: grpc's service-config retries are on (greeter's own
 	// attempts and hedging turn them off).
 	grpcRetries bool
+	// What the client's signals need (observability.go): its deadline
+	// instruments (nil without a MeterProvider), and whether a call's
+	// budget source goes onto its context for the log line and span.
+	metrics  *observe.ClientMetrics
+	observed bool
 	// Full method names, computed once for the configured service name.
 	sayHello, sayHelloAgain, streamReply, bidi string
 }
@@ -59,9 +65,18 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	case cfg.insecure:
 		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
+	// grpc-go's OpenTelemetry instrumentation first: its call span is
+	// there when greeter's log line and budget attributes are written.
+	dopts = append(dopts, cfg.clientTelemetry()...)
 	// The importer's interceptors, and greeter's own, let the connection
-	// probe (connection.go) through untouched.
-	unary := make([]grpc.UnaryClientInterceptor, 0, len(cfg.unary)+1)
+	// probe (connection.go) through untouched. The log line is outermost.
+	unary := make([]grpc.UnaryClientInterceptor, 0, len(cfg.unary)+2)
+	stream := make([]grpc.StreamClientInterceptor, 0, len(cfg.stream)+1)
+	if oc := cfg.observeConfig(); oc.Logger != nil || oc.Trace {
+		unary = append(unary, skipProbe(observe.UnaryClientInterceptor(oc)))
+		stream = append(stream, observe.StreamClientInterceptor(oc))
+	}
+	stream = append(stream, cfg.stream...)
 	for _, i := range cfg.unary {
 		unary = append(unary, skipProbe(i))
 	}
@@ -77,7 +92,7 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	}
 	dopts = append(dopts,
 		grpc.WithChainUnaryInterceptor(unary...),
-		grpc.WithChainStreamInterceptor(cfg.stream...),
+		grpc.WithChainStreamInterceptor(stream...),
 	)
 	if cfg.serviceConfig != "" {
 		dopts = append(dopts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
@@ -120,6 +135,8 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		streamIdle:    cfg.streamIdle,
 		streamIdleSet: cfg.streamIdleSet,
 		grpcRetries:   grpcRetries,
+		metrics:       cfg.metrics,
+		observed:      cfg.logger != nil || cfg.telemetry.tracing,
 		sayHello:      prefix + "SayHello",
 		sayHelloAgain: prefix + "SayHelloAgain",
 		streamReply:   prefix + "SayHelloStreamReply",

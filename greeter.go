@@ -11,6 +11,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-greeter/greeter/internal/compress"
 	"github.com/grpc-greeter/greeter/internal/guard"
+	"github.com/grpc-greeter/greeter/internal/observe"
 	"github.com/grpc-greeter/greeter/internal/requestid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -99,11 +100,22 @@ func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []
 	if cfg.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.tls)))
 	}
-	// greeter's own interceptors run outside the importer's: recovery
-	// first, so that a panic in any interceptor is caught, compression,
-	// then request ids, so that every interceptor after it sees the id. The service's
-	// own policies (the deadline guard, fault injection) run inside all
-	// of them, bound to its methods.
+	// Metrics and traces come from grpc-go's OpenTelemetry stats handlers,
+	// outside the interceptor chain (their own interceptor goes first).
+	opts = append(opts, cfg.serverTelemetry()...)
+	// The interceptor order, outermost first; docs/observability.md has
+	// the same list, and TestInterceptorOrder checks it end to end:
+	//
+	//  1. recovery: a panic in any interceptor or handler is caught;
+	//  2. compression: before request ids, whose context grpc's
+	//     SetSendCompressor does not accept;
+	//  3. request ids: every interceptor after it sees the id;
+	//  4. logging: the one line per call, with its request id and, filled
+	//     in by the deadline guard, its budget and source;
+	//  5. (auth: token, authz, rate limit);
+	//  6. the importer's own (WithUnaryServerInterceptor);
+	//  7. the service's own policies, bound to its methods: the deadline
+	//     guard (greeter_* deadline instruments), then fault injection.
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
 	if cfg.recovery {
@@ -120,6 +132,10 @@ func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []
 		ids := requestid.New()
 		unary = append(unary, ids.UnaryServerInterceptor())
 		stream = append(stream, ids.StreamServerInterceptor())
+	}
+	if oc := cfg.observeConfig(); oc.Logger != nil || oc.Trace {
+		unary = append(unary, observe.UnaryServerInterceptor(oc))
+		stream = append(stream, observe.StreamServerInterceptor(oc))
 	}
 	stream = append(stream, endWatches(watching))
 	opts = append(opts,

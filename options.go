@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter/greeterpb"
+	"github.com/grpc-greeter/greeter/internal/observe"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
@@ -174,6 +178,11 @@ type serverConfig struct {
 	failFirst   int
 	recovery    bool
 	requestID   bool
+
+	// Observability (observability.go).
+	accessLog bool // WithLogger given: one line per call
+	telemetry telemetry
+	metrics   *observe.ServerMetrics // nil without a MeterProvider
 }
 
 func newServerConfig(opts []ServerOption) (*serverConfig, error) {
@@ -194,6 +203,10 @@ func newServerConfig(opts []ServerOption) (*serverConfig, error) {
 		o.applyServer(c)
 	}
 	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.metrics, err = c.telemetry.serverMetrics(); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -236,6 +249,7 @@ func (c *serverConfig) validate() error {
 	errs = append(errs, c.window.validate("WithInitialWindowSize"), c.connWindow.validate("WithInitialConnWindowSize"))
 	errs = append(errs, validateCompressor(c.compressor))
 	check(c.failFirst < 0, "WithFailFirst(%d): must not be negative", c.failFirst)
+	errs = append(errs, c.telemetry.validate())
 	return errors.Join(errs...)
 }
 
@@ -262,6 +276,12 @@ type clientConfig struct {
 	window     windowSize
 	connWindow windowSize
 	compressor string
+
+	// Observability (observability.go).
+	logger    *slog.Logger // nil: no log lines
+	loggerSet bool
+	telemetry telemetry
+	metrics   *observe.ClientMetrics // nil without a MeterProvider
 }
 
 func newClientConfig(opts []ClientOption) (*clientConfig, error) {
@@ -277,6 +297,10 @@ func newClientConfig(opts []ClientOption) (*clientConfig, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	var err error
+	if c.metrics, err = c.telemetry.clientMetrics(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -289,6 +313,8 @@ func (c *clientConfig) validate() error {
 	}
 	check(c.tlsSet && c.tls == nil, "WithTLS: nil *tls.Config")
 	check(c.tlsSet && c.insecure, "WithTLS and WithInsecure both given: choose one")
+	check(c.loggerSet && c.logger == nil, "WithLogger: nil logger")
+	errs = append(errs, c.telemetry.validate())
 	check(c.service == "", "WithServiceName: empty name")
 	if c.perAttemptSet {
 		check(c.perAttempt <= 0, "WithPerAttemptTimeout(%v, %d): timeout must be positive", c.perAttempt, c.maxAttempts)
@@ -411,6 +437,69 @@ func WithInitialConnWindowSize(n int32) Option {
 	return option{
 		server: func(c *serverConfig) { c.connWindow = windowSize{n, true} },
 		client: func(c *clientConfig) { c.connWindow = windowSize{n, true} },
+	}
+}
+
+// Both sides: observability. docs/observability.md is the guide.
+
+// WithLogger sets the logger of a server or a client. Each call gets one
+// structured line when it ends, through go-grpc-middleware v2's logging
+// interceptor ("finished call": method, code, duration, peer, request id,
+// the budget and its source), at go-grpc-middleware's level for its code
+// (a server logs OK at Info, a client at Debug). A server also logs its
+// diagnostics there: deadline events, handlers that outlive their calls,
+// recovered panics with their stacks, relay failures. The default
+// discards everything and costs nothing: the library never logs on its
+// own. A nil l is an error at construction.
+func WithLogger(l *slog.Logger) Option {
+	return option{
+		server: func(c *serverConfig) { c.logger, c.accessLog = l, true },
+		client: func(c *clientConfig) { c.logger, c.loggerSet = l, true },
+	}
+}
+
+// WithMeterProvider records metrics into mp: grpc-go's own OpenTelemetry
+// instruments (grpc.server.call.duration, grpc.client.attempt.duration and
+// the rest of gRFC A66, by grpc.method and grpc.status) and greeter's
+// deadline instruments (greeter.server.deadline.exceeded by the budget's
+// source, greeter.server.handler.overruns, greeter.client.deadline.errors by
+// source and phase). Export them with any OpenTelemetry exporter; greeter
+// serve --metrics-addr serves them for Prometheus. The server's deadline
+// instruments count what its deadline guard sees, so they need a deadline
+// option ([WithServerDeadlines]). The default is no metrics, at no cost; a
+// nil mp is an error at construction.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return option{
+		server: func(c *serverConfig) { c.telemetry.setMeterProvider(mp) },
+		client: func(c *clientConfig) { c.telemetry.setMeterProvider(mp) },
+	}
+}
+
+// WithTracerProvider traces every call with tp: grpc-go's OpenTelemetry
+// tracing (gRFC A72: a client span per call, "Sent.Greeter.SayHello", a
+// child per attempt, and a server span, "Recv.Greeter.SayHello"), with the
+// trace context carried in W3C traceparent and baggage headers unless
+// [WithPropagator] says otherwise, so that a relay chain ([WithUpstream])
+// is one trace. Spans carry the call's budget in milliseconds
+// (greeter.budget_ms) and where it came from (greeter.budget.source). The
+// default is no tracing, at no cost; a nil tp is an error at
+// construction.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return option{
+		server: func(c *serverConfig) { c.telemetry.setTracerProvider(tp) },
+		client: func(c *clientConfig) { c.telemetry.setTracerProvider(tp) },
+	}
+}
+
+// WithPropagator sets how [WithTracerProvider]'s trace context travels
+// between a client and a server; the default is W3C trace context and
+// baggage, propagation.NewCompositeTextMapPropagator(propagation.TraceContext{},
+// propagation.Baggage{}). It has no effect without a TracerProvider; a nil
+// p is an error at construction.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return option{
+		server: func(c *serverConfig) { c.telemetry.setPropagator(p) },
+		client: func(c *clientConfig) { c.telemetry.setPropagator(p) },
 	}
 }
 
@@ -542,15 +631,6 @@ func WithOverrunGrace(d time.Duration) ServerOption {
 }
 
 // Server: the rest.
-
-// WithLogger sets the logger for the server's diagnostics: deadline events,
-// handlers that outlive their calls, recovered panics, relay failures. The
-// default discards everything: the library never logs on its own. A
-// [Client] has no such option: it returns its errors instead of logging
-// them.
-func WithLogger(l *slog.Logger) ServerOption {
-	return serverOptionFunc(func(c *serverConfig) { c.logger = l })
-}
 
 // WithUnaryServerInterceptor appends interceptors that run around every
 // unary handler of the server, in the order given, the first outermost.

@@ -31,8 +31,9 @@ func addServeDeadlineFlags(fs *flag.FlagSet) *serveDeadlineFlags {
 }
 
 // options returns the server options the flags ask for, and a function to
-// release what they hold (the upstream client) after shutdown.
-func (f *serveDeadlineFlags) options() ([]greeter.ServerOption, func(), error) {
+// release what they hold (the upstream client) after shutdown. The
+// upstream client gets copts too.
+func (f *serveDeadlineFlags) options(copts ...greeter.ClientOption) ([]greeter.ServerOption, func(), error) {
 	opts := []greeter.ServerOption{
 		greeter.WithOverrunGrace(*f.overrunGrace),
 		greeter.WithDelay(*f.delay),
@@ -41,7 +42,7 @@ func (f *serveDeadlineFlags) options() ([]greeter.ServerOption, func(), error) {
 	if *f.upstream == "" {
 		return opts, func() {}, nil
 	}
-	up, err := greeter.NewClient(*f.upstream, greeter.WithInsecure())
+	up, err := greeter.NewClient(*f.upstream, append([]greeter.ClientOption{greeter.WithInsecure()}, copts...)...)
 	if err != nil {
 		return nil, nil, err
 	}

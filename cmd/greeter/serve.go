@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"runtime"
 	"time"
@@ -27,6 +26,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	requestID := fs.Bool("request-id", false, "echo each call's x-request-id (the caller's, or a generated one) in a response header; costs about 8% of QPS")
 	deadlines := addServeDeadlineFlags(fs)
 	tlsFlags := addServerTLSFlags(fs)
+	observeFlags := addObserveFlags(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -35,8 +35,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	opts := []greeter.ServerOption{greeter.WithLogger(logger), greeter.WithFailFirst(*failFirst),
+	logger, err := observeFlags.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 2
+	}
+	// Before the server: channelz counts what is made after it is on.
+	obs, err := observeFlags.start(ctx, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 1
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := obs.stop(sctx); err != nil {
+			logger.Warn("stopping metrics, traces and admin services", "error", err)
+		}
+	}()
+	opts := []greeter.ServerOption{greeter.WithFailFirst(*failFirst),
 		greeter.WithDrainDelay(*drain), greeter.WithMaxConcurrentStreams(uint32(min(*maxStreams, math.MaxUint32))), greeter.WithMaxHeaderListSize(uint32(min(*maxHeaders, math.MaxUint32)))}
 	if *requestID {
 		opts = append(opts, greeter.WithRequestID())
@@ -53,7 +70,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	opts = append(opts, topts...)
-	dopts, release, err := deadlines.options()
+	opts = append(opts, obs.server...)
+	dopts, release, err := deadlines.options(obs.client...)
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
 		return 2
@@ -81,6 +99,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	// The target is what a client dials: for a unix socket, unix:PATH.
 	fmt.Fprintf(stdout, "greeter: serving Greeter on %s\n", target)
+	for _, line := range obs.where {
+		fmt.Fprintln(stdout, line)
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grpc-greeter/greeter/internal/observe"
 	"github.com/grpc-greeter/greeter/internal/wire"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -51,11 +52,14 @@ type Config struct {
 	Grace time.Duration
 	// Logger gets the guard's diagnostics; it must not be nil.
 	Logger *slog.Logger
+	// Metrics counts deadline expiries by the budget's source and
+	// overruns by method; nil counts nothing.
+	Metrics *observe.ServerMetrics
 }
 
 // New returns a Guard for cfg. [Guard.Stop] it when its server has stopped.
 func New(cfg Config) *Guard {
-	g := &Guard{services: cfg.Services, policy: cfg.Policy, methods: cfg.Methods, logger: cfg.Logger, grace: cfg.Grace, epoch: time.Now()}
+	g := &Guard{services: cfg.Services, policy: cfg.Policy, methods: cfg.Methods, logger: cfg.Logger, metrics: cfg.Metrics, grace: cfg.Grace, epoch: time.Now()}
 	g.sweeper = time.AfterFunc(time.Hour, g.sweep)
 	g.sweeper.Stop()
 	return g
@@ -83,6 +87,7 @@ type Guard struct {
 	policy   Policy
 	methods  map[string]Policy
 	logger   *slog.Logger
+	metrics  *observe.ServerMetrics
 	grace    time.Duration
 	overruns atomic.Int64
 	stopping atomic.Bool // Shutdown is cancelling the calls left
@@ -148,6 +153,20 @@ type budget struct {
 	capped   time.Duration // the server's cap, when it shortened the budget
 	dflt     time.Duration // the server's default, when the call had none
 	source   string        // for logs: "client", "server default", "server cap"
+}
+
+// label is b's source as greeter's instruments, access log and spans
+// name it.
+func (b budget) label() string {
+	switch {
+	case b.dflt > 0:
+		return observe.SourceServerDefault
+	case b.capped > 0:
+		return observe.SourceServerCap
+	case b.has:
+		return observe.SourceClient
+	}
+	return observe.SourceNone
 }
 
 // budgetFor applies p to a call whose context is ctx, at now.
@@ -221,7 +240,18 @@ func (g *Guard) begin(ctx context.Context, method string) (context.Context, *gua
 	} else {
 		b = budgetFor(ctx, p, now)
 	}
+	note := observe.NoteFrom(ctx)
+	if note != nil {
+		note.Source, note.Budget = b.label(), 0
+		if b.has {
+			note.Budget = b.deadline.Sub(now)
+		}
+	}
 	if left := b.deadline.Sub(now); b.has && p.MinBudget > 0 && left < p.MinBudget {
+		if note != nil {
+			note.Source = observe.SourceMinBudget
+		}
+		g.metrics.DeadlineExceeded(ctx, method, observe.SourceMinBudget)
 		g.logger.LogAttrs(ctx, slog.LevelInfo, "call refused: budget below minimum",
 			slog.String("method", method), slog.Duration("left", wire.Round(left)), slog.Duration("min", p.MinBudget))
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: %s needs at least %v of budget, the call has %v left", method, p.MinBudget, wire.Round(max(left, 0)))).
@@ -392,6 +422,7 @@ func (g *Guard) sweep() {
 	}
 	for _, o := range found {
 		g.overruns.Add(1)
+		g.metrics.Overrun(o.method)
 		g.logger.Warn("handler still running after its context ended",
 			"method", o.method, "since_end", wire.Round(o.since), "running", wire.Round(o.ranFor))
 	}
@@ -417,6 +448,7 @@ func (g *Guard) handlerReturned(c *guardedCall) {
 	if e := c.ended.Load(); e != 0 && !c.counted.Load() {
 		if since := time.Duration(g.since(time.Now()) - e); since >= g.grace && c.counted.CompareAndSwap(false, true) {
 			g.overruns.Add(1)
+			g.metrics.Overrun(c.method)
 			g.logger.Warn("handler returned late, after its context ended", "method", c.method, "since_end", wire.Round(since))
 		}
 	}
@@ -497,15 +529,18 @@ func (g *Guard) finish(ctx context.Context, ctxErr error, method string, b budge
 	// The cap ran out, unless the caller left first. (With InTapHandle,
 	// grpc's own context ended at the cap too.)
 	if b.capped > 0 && ctx.Err() != context.Canceled {
+		g.metrics.DeadlineExceeded(ctx, method, observe.SourceServerCap)
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: the server's cap of %v for %s ran out", b.capped, method)).
 			WithDetails(&errdetails.ErrorInfo{Domain: wire.ErrorInfoDomain, Reason: wire.ReasonServerCap, Metadata: map[string]string{wire.MetaCap: b.capped.String()}})
 		return st.Err()
 	}
 	if b.dflt > 0 {
+		g.metrics.DeadlineExceeded(ctx, method, observe.SourceServerDefault)
 		st, _ := status.New(codes.DeadlineExceeded, fmt.Sprintf("greeter: the call had no deadline and the server's default of %v for %s ran out", b.dflt, method)).
 			WithDetails(&errdetails.ErrorInfo{Domain: wire.ErrorInfoDomain, Reason: wire.ReasonServerDefault, Metadata: map[string]string{wire.MetaDefault: b.dflt.String()}})
 		return st.Err()
 	}
+	g.metrics.DeadlineExceeded(ctx, method, observe.SourceClient)
 	return errServerDeadline
 }
 
