@@ -29,6 +29,9 @@ func TestHopelessOptionsRefused(t *testing.T) {
 		"WithCompressor":            greeter.WithCompressor("zstd-nonexistent"),
 		"WithServerDeadlines":       greeter.WithServerDeadlines(greeter.DeadlinePolicy{Max: -time.Second}),
 		"WithLogger":                greeter.WithLogger(nil),
+		"WithMeterProvider":         greeter.WithMeterProvider(nil),
+		"WithTracerProvider":        greeter.WithTracerProvider(nil),
+		"WithPropagator":            greeter.WithPropagator(nil),
 	}
 	for name, o := range servers {
 		option, _, _ := strings.Cut(name, "(")
@@ -43,6 +46,10 @@ func TestHopelessOptionsRefused(t *testing.T) {
 		"WithHedging":               greeter.WithHedging(greeter.HedgingPolicy{MaxAttempts: 1}),
 		"WithInitialConnWindowSize": greeter.WithInitialConnWindowSize(1),
 		"WithServiceName":           greeter.WithServiceName(""),
+		"WithLogger":                greeter.WithLogger(nil),
+		"WithMeterProvider":         greeter.WithMeterProvider(nil),
+		"WithTracerProvider":        greeter.WithTracerProvider(nil),
+		"WithPropagator":            greeter.WithPropagator(nil),
 	}
 	for name, o := range clients {
 		if _, err := greeter.NewClient("127.0.0.1:50051", greeter.WithInsecure(), o); err == nil || !strings.Contains(err.Error(), name) {

@@ -213,4 +213,3 @@ func serveAdmin(addr string) (string, func(context.Context) error, error) {
 		return <-served
 	}, nil
 }
-
