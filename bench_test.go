@@ -14,7 +14,10 @@ package greeter_test
 // their defaults. impl=greeter-full adds a production chain on the server:
 // go-grpc-middleware logging through slog at a level that drops the line,
 // grpc-go's OpenTelemetry metrics into an SDK MeterProvider, and panic
-// recovery (greeter's default, from go-grpc-middleware).
+// recovery (greeter's default, from go-grpc-middleware). impl=greeter-observed
+// is greeter with the signals greeter serve --metrics-addr and
+// --otlp-endpoint turn on: metrics for Prometheus and traces, with their
+// exporters in process.
 
 import (
 	"context"
@@ -29,7 +32,12 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-greeter/greeter"
 	"github.com/grpc-greeter/greeter/greeterpb"
+	"github.com/prometheus/client_golang/prometheus"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
@@ -92,6 +100,9 @@ var benchImpls = []benchImpl{
 	}},
 	{"greeter-full", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
 		return startGreeter(b, lis, target, dopts, fullChain(b)...)
+	}},
+	{"greeter-observed", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
+		return startGreeter(b, lis, target, dopts, observedServer(b)...)
 	}},
 }
 
@@ -204,6 +215,26 @@ func fullChain(b *testing.B) []greeter.ServerOption {
 			MetricsOptions: opentelemetry.MetricsOptions{MeterProvider: mp},
 		})),
 	}
+}
+
+// observedServer turns on what greeter serve --metrics-addr and
+// --otlp-endpoint do: grpc-go's and greeter's metrics into a MeterProvider
+// read by the Prometheus exporter on a registry of its own, and every call
+// traced (the SDK's default sampler: a call without a trace is sampled)
+// through a batching span processor, whose exporter here drops the spans
+// instead of sending them.
+func observedServer(b *testing.B) []greeter.ServerOption {
+	exp, err := otelprom.New(otelprom.WithRegisterer(prometheus.NewRegistry()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() {
+		mp.Shutdown(context.Background())
+		tp.Shutdown(context.Background())
+	})
+	return []greeter.ServerOption{greeter.WithMeterProvider(mp), greeter.WithTracerProvider(tp)}
 }
 
 // benchContext is the callers' context: it has a deadline, far away.

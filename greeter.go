@@ -133,7 +133,7 @@ func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []
 		unary = append(unary, ids.UnaryServerInterceptor())
 		stream = append(stream, ids.StreamServerInterceptor())
 	}
-	if oc := cfg.observeConfig(); oc.Logger != nil || oc.Trace {
+	if oc := cfg.observeConfig(); oc.Enabled() {
 		unary = append(unary, observe.UnaryServerInterceptor(oc))
 		stream = append(stream, observe.StreamServerInterceptor(oc))
 	}

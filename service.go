@@ -51,7 +51,7 @@ func newService(cfg *serverConfig) *service {
 		for m, p := range cfg.methods {
 			methods[m] = guard.Policy(p)
 		}
-		s.guard = guard.New(guard.Config{Services: cfg.names, Policy: guard.Policy(cfg.policy), Methods: methods, Grace: cfg.grace, Logger: cfg.logger, Metrics: cfg.metrics})
+		s.guard = guard.New(guard.Config{Services: cfg.names, Policy: guard.Policy(cfg.policy), Methods: methods, Grace: cfg.grace, Logger: cfg.logger, Metrics: cfg.metrics, Notes: cfg.observeConfig().Enabled()})
 		s.unary = append(s.unary, s.guard.UnaryServerInterceptor())
 		s.stream = append(s.stream, s.guard.StreamServerInterceptor())
 	}

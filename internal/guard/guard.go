@@ -55,11 +55,14 @@ type Config struct {
 	// Metrics counts deadline expiries by the budget's source and
 	// overruns by method; nil counts nothing.
 	Metrics *observe.ServerMetrics
+	// Notes says calls carry an observe.Note (the server logs or traces
+	// them), which the guard fills in with the budget it applied.
+	Notes bool
 }
 
 // New returns a Guard for cfg. [Guard.Stop] it when its server has stopped.
 func New(cfg Config) *Guard {
-	g := &Guard{services: cfg.Services, policy: cfg.Policy, methods: cfg.Methods, logger: cfg.Logger, metrics: cfg.Metrics, grace: cfg.Grace, epoch: time.Now()}
+	g := &Guard{services: cfg.Services, policy: cfg.Policy, methods: cfg.Methods, logger: cfg.Logger, metrics: cfg.Metrics, notes: cfg.Notes, grace: cfg.Grace, epoch: time.Now()}
 	g.sweeper = time.AfterFunc(time.Hour, g.sweep)
 	g.sweeper.Stop()
 	return g
@@ -88,6 +91,7 @@ type Guard struct {
 	methods  map[string]Policy
 	logger   *slog.Logger
 	metrics  *observe.ServerMetrics
+	notes    bool
 	grace    time.Duration
 	overruns atomic.Int64
 	stopping atomic.Bool // Shutdown is cancelling the calls left
@@ -240,7 +244,10 @@ func (g *Guard) begin(ctx context.Context, method string) (context.Context, *gua
 	} else {
 		b = budgetFor(ctx, p, now)
 	}
-	note := observe.NoteFrom(ctx)
+	var note *observe.Note
+	if g.notes {
+		note = observe.NoteFrom(ctx)
+	}
 	if note != nil {
 		note.Source, note.Budget = b.label(), 0
 		if b.has {

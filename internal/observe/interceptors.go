@@ -35,8 +35,9 @@ type ServerConfig struct {
 	PeerIdentity func(context.Context) string
 }
 
-// enabled reports whether the interceptors do anything at all.
-func (c ServerConfig) enabled() bool { return c.Logger != nil || c.Trace }
+// Enabled reports whether the interceptors do anything at all: without,
+// calls carry no Note.
+func (c ServerConfig) Enabled() bool { return c.Logger != nil || c.Trace }
 
 // logger adapts a *slog.Logger to go-grpc-middleware's logging.Logger:
 // its levels are slog's.
@@ -96,7 +97,7 @@ func annotate(ctx context.Context, n *Note) {
 // when it ends and writes the budget onto its span; nil when c asks for
 // neither.
 func UnaryServerInterceptor(c ServerConfig) grpc.UnaryServerInterceptor {
-	if !c.enabled() {
+	if !c.Enabled() {
 		return nil
 	}
 	next := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -118,7 +119,7 @@ func UnaryServerInterceptor(c ServerConfig) grpc.UnaryServerInterceptor {
 
 // StreamServerInterceptor is UnaryServerInterceptor for streams.
 func StreamServerInterceptor(c ServerConfig) grpc.StreamServerInterceptor {
-	if !c.enabled() {
+	if !c.Enabled() {
 		return nil
 	}
 	next := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
