@@ -54,6 +54,15 @@
 // keepalive, and answer health checks. docs/resilience.md and
 // docs/errors.md cover each feature and every status code.
 //
+// # Observability
+//
+// [WithMeterProvider] records grpc-go's standard OpenTelemetry metrics and
+// greeter's deadline instruments (expiries by where the budget came from);
+// [WithTracerProvider] traces calls, with W3C trace context across relays;
+// [WithLogger] logs one structured line per call, with its budget and
+// source. All three fit both sides and cost nothing when absent.
+// docs/observability.md is the guide.
+//
 // # Options
 //
 // [ServerOption] and [ClientOption] configure each side; an [Option] such

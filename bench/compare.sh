@@ -95,7 +95,9 @@ start() {
 	return 1
 }
 
-start greeter "$WORK/greeter" serve --addr 127.0.0.1:0
+# --log-level warn: no line per successful call, as the other servers log
+# none either (docs/observability.md#logs).
+start greeter "$WORK/greeter" serve --addr 127.0.0.1:0 --log-level warn
 start grpc-go "$WORK/grpcgo-greeter" --addr 127.0.0.1:0
 start python env PYTHONPATH="$WORK/py" "$PYTHON" "$TUTORIAL/greeter_server.py" 127.0.0.1:0
 

@@ -134,7 +134,7 @@ func (f *observeFlags) start(ctx context.Context, logger *slog.Logger) (o *obser
 			return nil, fmt.Errorf("--admin-addr: %w", err)
 		}
 		o.stops = append(o.stops, stop)
-		o.where = append(o.where, fmt.Sprintf("greeter: admin services (channelz, CSDS) on %s", addr))
+		o.where = append(o.where, fmt.Sprintf("greeter: admin services on %s", addr))
 	}
 	return o, nil
 }
