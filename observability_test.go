@@ -345,29 +345,38 @@ func TestLogLinePerCall(t *testing.T) {
 	if _, err := noDefault.SayHelloAgain(bareContext(t), "you"); err != nil {
 		t.Fatal(err)
 	}
+	stream, err := c.SayHelloStreamReply(cctx, "you")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := recvAll(t, stream); len(got) != greeter.DefaultStreamReplies {
+		t.Fatalf("stream replies = %v", got)
+	}
 	srv.Close() // every line is written
 
 	lines := finished(t, &serverLog)
-	if len(lines) != 2 {
-		t.Fatalf("server logged %d finished calls; want 2:\n%v", len(lines), lines)
+	if len(lines) != 3 {
+		t.Fatalf("server logged %d finished calls; want 3:\n%v", len(lines), lines)
 	}
-	for i, want := range []struct{ method, source string }{{"SayHello", "client"}, {"SayHelloAgain", "server_default"}} {
+	for i, want := range []struct{ method, source string }{{"SayHello", "client"}, {"SayHelloAgain", "server_default"}, {"SayHelloStreamReply", "client"}} {
 		l := lines[i]
 		budget, _ := l["greeter.budget_ms"].(float64)
 		if l["grpc.method"] != want.method || l["grpc.code"] != "OK" || l["level"] != "INFO" || l["greeter.budget.source"] != want.source ||
 			budget <= 1000 || budget > 3000 || l["grpc.time_ms"] == nil || !strings.HasPrefix(fmt.Sprint(l["peer.address"]), "bufconn") && l["peer.address"] == nil {
 			t.Errorf("server line %d = %v; want method %s, code OK at INFO, budget source %s, budget_ms in (1000, 3000], a duration and a peer", i, l, want.method, want.source)
 		}
-		if id, _ := l["greeter.request_id"].(string); id == "" || (i == 0 && id != "req-42") {
+		if id, _ := l["greeter.request_id"].(string); id == "" || (i != 1 && id != "req-42") {
 			t.Errorf("server line %d request id = %q; want the caller's req-42, or a made-up one", i, id)
 		}
 	}
 	lines = finished(t, &clientLog)
-	if len(lines) != 1 {
-		t.Fatalf("client logged %d finished calls; want 1:\n%v", len(lines), lines)
+	if len(lines) != 2 {
+		t.Fatalf("client logged %d finished calls; want 2:\n%v", len(lines), lines)
 	}
-	if l := lines[0]; l["grpc.method"] != "SayHello" || l["grpc.code"] != "OK" || l["greeter.budget.source"] != "caller" || l["grpc.time_ms"] == nil {
-		t.Errorf("client line = %v; want SayHello, OK, budget source caller, a duration", l)
+	for i, method := range []string{"SayHello", "SayHelloStreamReply"} {
+		if l := lines[i]; l["grpc.method"] != method || l["grpc.code"] != "OK" || l["greeter.budget.source"] != "caller" || l["grpc.time_ms"] == nil {
+			t.Errorf("client line %d = %v; want %s, OK, budget source caller, a duration", i, l, method)
+		}
 	}
 }
 
