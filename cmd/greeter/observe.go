@@ -19,6 +19,7 @@ import (
 
 	"github.com/grpc-greeter/greeter"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -153,6 +154,13 @@ func (o *observability) stop(ctx context.Context) error {
 // global one.
 func prometheusMetrics(res *resource.Resource) (*sdkmetric.MeterProvider, http.Handler, error) {
 	reg := prometheus.NewRegistry()
+	// The process's own, as every Prometheus target has them: memory,
+	// goroutines, CPU time, open files.
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return nil, nil, fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
 	if err != nil {
 		return nil, nil, fmt.Errorf("--metrics-addr: Prometheus exporter: %w", err)
