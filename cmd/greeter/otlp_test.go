@@ -119,3 +119,24 @@ func TestServeExportsOneTraceAcrossRelay(t *testing.T) {
 	}
 	t.Logf("trace %s:\n%s", hex.EncodeToString(root.GetTraceId()), strings.Join(tree, "\n"))
 }
+
+// TestServeExportsToEnvEndpoint checks that the standard OTEL_EXPORTER_OTLP_*
+// variables turn on the export without --otlp-endpoint, and
+// OTEL_SERVICE_NAME names the service.
+func TestServeExportsToEnvEndpoint(t *testing.T) {
+	recv, endpoint := startReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+	t.Setenv("OTEL_SERVICE_NAME", "greeter-eu")
+	addr, stop, _ := startServe(t)
+	if code, _, errOut := runCmd("call", "--addr", addr); code != 0 {
+		t.Fatalf("call: exit %d: %s", code, errOut)
+	}
+	if stop() != 0 {
+		t.Fatal("serve did not stop cleanly")
+	}
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	if len(recv.spans) != 1 || recv.spans[0].GetName() != "Recv.Greeter.SayHello" || !recv.services["greeter-eu"] {
+		t.Fatalf("received %d spans (%v), services %v; want Recv.Greeter.SayHello from greeter-eu", len(recv.spans), recv.spans, recv.services)
+	}
+}
