@@ -448,9 +448,10 @@ func WithInitialConnWindowSize(n int32) Option {
 // the budget and its source), at go-grpc-middleware's level for its code
 // (a server logs OK at Info, a client at Debug). A server also logs its
 // diagnostics there: deadline events, handlers that outlive their calls,
-// recovered panics with their stacks, relay failures. The default
-// discards everything and costs nothing: the library never logs on its
-// own. A nil l is an error at construction.
+// recovered panics with their stacks, relay failures; under [Register]
+// only those diagnostics. The default discards everything and costs
+// nothing: the library never logs on its own. A nil l is an error at
+// construction.
 func WithLogger(l *slog.Logger) Option {
 	return option{
 		server: func(c *serverConfig) { c.logger, c.accessLog = l, true },
@@ -466,8 +467,10 @@ func WithLogger(l *slog.Logger) Option {
 // source and phase). Export them with any OpenTelemetry exporter; greeter
 // serve --metrics-addr serves them for Prometheus. The server's deadline
 // instruments count what its deadline guard sees, so they need a deadline
-// option ([WithServerDeadlines]). The default is no metrics, at no cost; a
-// nil mp is an error at construction.
+// option ([WithServerDeadlines]). Under [Register] only greeter's deadline
+// instruments apply: instrument the registrar's own server with grpc-go's
+// stats/opentelemetry. The default is no metrics, at no cost; a nil mp is
+// an error at construction.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return option{
 		server: func(c *serverConfig) { c.telemetry.setMeterProvider(mp) },
@@ -481,9 +484,9 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // trace context carried in W3C traceparent and baggage headers unless
 // [WithPropagator] says otherwise, so that a relay chain ([WithUpstream])
 // is one trace. Spans carry the call's budget in milliseconds
-// (greeter.budget_ms) and where it came from (greeter.budget.source). The
-// default is no tracing, at no cost; a nil tp is an error at
-// construction.
+// (greeter.budget_ms) and where it came from (greeter.budget.source).
+// [Register] ignores it on a server. The default is no tracing, at no
+// cost; a nil tp is an error at construction.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return option{
 		server: func(c *serverConfig) { c.telemetry.setTracerProvider(tp) },

@@ -41,7 +41,7 @@ type observeFlags struct {
 func addObserveFlags(fs *flag.FlagSet) *observeFlags {
 	return &observeFlags{
 		logFormat:    fs.String("log-format", "text", "log lines as `text` (key=value) or json"),
-		logLevel:     fs.String("log-level", "info", "least `level` logged: debug, info, warn or error; info logs a line per call, warn only failures and trouble"),
+		logLevel:     fs.String("log-level", "info", "least `level` logged: debug, info, warn or error; info logs a line per call, warn only the calls that ended DeadlineExceeded, Unavailable, Internal and the like, and the server's own warnings"),
 		metricsAddr:  fs.String("metrics-addr", "", "serve Prometheus metrics (grpc-go's OpenTelemetry instruments and greeter_*) at http://`ADDR`/metrics (port 0 picks one)"),
 		adminAddr:    fs.String("admin-addr", "", "serve the gRPC admin services (channelz, CSDS) and reflection on a separate `ADDR` (port 0 picks one)"),
 		otlpEndpoint: fs.String("otlp-endpoint", "", "export traces over OTLP/gRPC to this `URL` (http://host:4317 for plaintext); the OTEL_EXPORTER_OTLP_* variables work too"),
