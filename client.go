@@ -52,6 +52,15 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	if noPort {
 		return nil, fmt.Errorf("greeter: NewClient(%q): the target has no port, so grpc would dial %s: add the server's port, as in %q", target, addr, strings.TrimSuffix(addr, "443")+"50051")
 	}
+	if err := checkGreeterTarget(target); err != nil {
+		return nil, err
+	}
+	serviceConfig := cfg.serviceConfig
+	if cfg.balancer != "" {
+		if serviceConfig, err = withBalancer(serviceConfig, cfg.balancer); err != nil {
+			return nil, err
+		}
+	}
 	var dopts []grpc.DialOption
 	switch {
 	case cfg.tls != nil:
@@ -79,9 +88,10 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		grpc.WithChainUnaryInterceptor(unary...),
 		grpc.WithChainStreamInterceptor(cfg.stream...),
 	)
-	if cfg.serviceConfig != "" {
-		dopts = append(dopts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
+	if serviceConfig != "" {
+		dopts = append(dopts, grpc.WithDefaultServiceConfig(serviceConfig))
 	}
+	dopts = append(dopts, greeterResolver(cfg)) // greeter:/// targets, for this client alone
 	grpcRetries := !cfg.perAttemptSet && cfg.hedging == nil
 	if !grpcRetries {
 		// greeter's own attempts take the place of grpc's retries: see
@@ -107,6 +117,10 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 			return nil, fmt.Errorf("greeter: NewClient(%q): %w (choose transport security with WithTLS or WithInsecure)", target, err)
 		}
 		return nil, fmt.Errorf("greeter: NewClient(%q): %w", target, err)
+	}
+	if err := checkScheme(target, conn); err != nil {
+		conn.Close()
+		return nil, err
 	}
 	prefix := "/" + cfg.service + "/"
 	return &Client{

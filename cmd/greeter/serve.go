@@ -27,6 +27,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	requestID := fs.Bool("request-id", false, "echo each call's x-request-id (the caller's, or a generated one) in a response header; costs about 8% of QPS")
 	deadlines := addServeDeadlineFlags(fs)
 	tlsFlags := addServerTLSFlags(fs)
+	loadReports := addLoadReportsFlag(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -47,6 +48,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *noReflection {
 		opts = append(opts, greeter.WithoutReflection())
 	}
+	opts = append(opts, loadReportOptions(*loadReports)...)
 	topts, err := tlsFlags.options()
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
