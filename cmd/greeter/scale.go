@@ -2,9 +2,15 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
+	v3orcapb "github.com/cncf/xds/go/xds/data/orca/v3"
 	"github.com/grpc-greeter/greeter"
+	"google.golang.org/protobuf/proto"
 )
 
 // lbUsage describes the --lb flag of call and bench.
@@ -34,4 +40,31 @@ func loadReportOptions(interval time.Duration) []greeter.ServerOption {
 		return nil
 	}
 	return []greeter.ServerOption{greeter.WithLoadReports(interval)}
+}
+
+// loadReportHeader is the trailer that carries a server's ORCA load report
+// (see serve --load-reports).
+const loadReportHeader = "endpoint-load-metrics-bin"
+
+// loadReportText shows an ORCA load report as text, for call -v.
+func loadReportText(key, value string) (string, bool) {
+	if key != loadReportHeader {
+		return "", false
+	}
+	var lr v3orcapb.OrcaLoadReport
+	if err := proto.Unmarshal([]byte(value), &lr); err != nil {
+		return "", false
+	}
+	parts := []string{
+		fmt.Sprintf("cpu_utilization=%.3g", lr.GetCpuUtilization()),
+		fmt.Sprintf("mem_utilization=%.3g", lr.GetMemUtilization()),
+		fmt.Sprintf("application_utilization=%.3g", lr.GetApplicationUtilization()),
+		fmt.Sprintf("rps_fractional=%.4g", lr.GetRpsFractional()),
+	}
+	for _, m := range []map[string]float64{lr.GetUtilization(), lr.GetNamedMetrics()} {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			parts = append(parts, fmt.Sprintf("%s=%.4g", k, m[k]))
+		}
+	}
+	return strings.Join(parts, " "), true
 }

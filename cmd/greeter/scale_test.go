@@ -99,8 +99,8 @@ func TestScaleFlagMistakes(t *testing.T) {
 func TestServeLoadReports(t *testing.T) {
 	addr, _, _ := startServe(t, "--load-reports", "100ms")
 	code, _, errOut := runCmd("call", "--addr", addr, "-v")
-	if code != 0 || !strings.Contains(errOut, "endpoint-load-metrics-bin") {
-		t.Errorf("call -v against serve --load-reports = %d, %q; want a trailer with endpoint-load-metrics-bin", code, errOut)
+	if code != 0 || !strings.Contains(errOut, "< trailer endpoint-load-metrics-bin: cpu_utilization=") || !strings.Contains(errOut, " in_flight_greetings=0") {
+		t.Errorf("call -v against serve --load-reports = %d, %q; want the trailer's load report, decoded", code, errOut)
 	}
 	addr, _, _ = startServe(t)
 	if _, _, errOut := runCmd("call", "--addr", addr, "-v"); strings.Contains(errOut, "endpoint-load-metrics-bin") {
