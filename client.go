@@ -37,12 +37,18 @@ type Client struct {
 }
 
 // NewClient builds a Client for target, a gRPC target such as
-// "localhost:50051", "dns:///greeter.example.com:443" or
-// "unix:/run/greeter.sock". Like [grpc.NewClient] it does no network I/O:
+// "localhost:50051", "dns:///greeter.example.com:443",
+// "unix:/run/greeter.sock", or one of greeter's own: a list,
+// "greeter:///10.0.0.1:50051,10.0.0.2:50051", or a file of addresses, one
+// host:port a line, watched for changes, "greeter://file/etc/greeter/backends"
+// (see [WithAddressFileInterval]). [WithLoadBalancing] chooses how calls
+// spread over the addresses. Like [grpc.NewClient] it does no network I/O:
 // the connection is made on the first call. It fails when an option is
 // invalid, when no transport security was chosen ([WithTLS],
-// [WithInsecure], or credentials through [WithDialOptions]), and when a
-// host target has no port, which grpc would quietly dial at 443.
+// [WithInsecure], or credentials through [WithDialOptions]), when a host
+// target has no port, which grpc would quietly dial at 443, when a greeter:
+// target is malformed, and when no resolver of the client knows the
+// target's scheme (xds:/// needs package greeter/xds).
 func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	cfg, err := newClientConfig(opts)
 	if err != nil {
