@@ -43,12 +43,18 @@ type Client struct {
 }
 
 // NewClient builds a Client for target, a gRPC target such as
-// "localhost:50051", "dns:///greeter.example.com:443" or
-// "unix:/run/greeter.sock". Like [grpc.NewClient] it does no network I/O:
+// "localhost:50051", "dns:///greeter.example.com:443",
+// "unix:/run/greeter.sock", or one of greeter's own: a list,
+// "greeter:///10.0.0.1:50051,10.0.0.2:50051", or a file of addresses, one
+// host:port a line, watched for changes, "greeter://file/etc/greeter/backends"
+// (see [WithAddressFileInterval]). [WithLoadBalancing] chooses how calls
+// spread over the addresses. Like [grpc.NewClient] it does no network I/O:
 // the connection is made on the first call. It fails when an option is
 // invalid, when no transport security was chosen ([WithTLS],
-// [WithInsecure], or credentials through [WithDialOptions]), and when a
-// host target has no port, which grpc would quietly dial at 443.
+// [WithInsecure], or credentials through [WithDialOptions]), when a host
+// target has no port, which grpc would quietly dial at 443, when a greeter:
+// target is malformed, and when no resolver of the client knows the
+// target's scheme (xds:/// needs package greeter/xds).
 func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	cfg, err := newClientConfig(opts)
 	if err != nil {
@@ -57,6 +63,15 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	addr, noPort := targetAddr(target)
 	if noPort {
 		return nil, fmt.Errorf("greeter: NewClient(%q): the target has no port, so grpc would dial %s: add the server's port, as in %q", target, addr, strings.TrimSuffix(addr, "443")+"50051")
+	}
+	if err := checkGreeterTarget(target); err != nil {
+		return nil, err
+	}
+	serviceConfig := cfg.serviceConfig
+	if cfg.balancer != "" {
+		if serviceConfig, err = withBalancer(serviceConfig, cfg.balancer); err != nil {
+			return nil, err
+		}
 	}
 	var dopts []grpc.DialOption
 	switch {
@@ -94,9 +109,10 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		grpc.WithChainUnaryInterceptor(unary...),
 		grpc.WithChainStreamInterceptor(stream...),
 	)
-	if cfg.serviceConfig != "" {
-		dopts = append(dopts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
+	if serviceConfig != "" {
+		dopts = append(dopts, grpc.WithDefaultServiceConfig(serviceConfig))
 	}
+	dopts = append(dopts, greeterResolver(cfg)) // greeter:/// targets, for this client alone
 	grpcRetries := !cfg.perAttemptSet && cfg.hedging == nil
 	if !grpcRetries {
 		// greeter's own attempts take the place of grpc's retries: see
@@ -122,6 +138,10 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 			return nil, fmt.Errorf("greeter: NewClient(%q): %w (choose transport security with WithTLS or WithInsecure)", target, err)
 		}
 		return nil, fmt.Errorf("greeter: NewClient(%q): %w", target, err)
+	}
+	if err := checkScheme(target, conn); err != nil {
+		conn.Close()
+		return nil, err
 	}
 	prefix := "/" + cfg.service + "/"
 	return &Client{

@@ -63,6 +63,17 @@
 // source. All three fit both sides and cost nothing when absent.
 // docs/observability.md is the guide.
 //
+// # Scaling out
+//
+// A client spreads its calls over a fleet: any gRPC target works,
+// greeter's own "greeter:///HOST:PORT,HOST:PORT" lists and
+// "greeter://file/PATH" watched files included (resolved per client,
+// never registered globally); [WithLoadBalancing] picks the policy
+// (round_robin, weighted_round_robin, or greeter's [LeastRequestBalancer]);
+// servers report their load with ORCA for weighted_round_robin
+// ([WithLoadReports]). Package greeter/xds adds xds:/// targets.
+// docs/scaling.md is the guide.
+//
 // # Options
 //
 // [ServerOption] and [ClientOption] configure each side; an [Option] such

@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-greeter/greeter/internal/compress"
 	"github.com/grpc-greeter/greeter/internal/guard"
 	"github.com/grpc-greeter/greeter/internal/observe"
+	"github.com/grpc-greeter/greeter/internal/loadreport"
 	"github.com/grpc-greeter/greeter/internal/requestid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -36,7 +37,8 @@ const HelloworldServiceName = "helloworld.Greeter"
 type Server struct {
 	grpc       *grpc.Server
 	health     *health.Server
-	guard      *guard.Guard // nil without deadline options
+	guard      *guard.Guard         // nil without deadline options
+	load       *loadreport.Reporter // nil without WithLoadReports
 	drainDelay time.Duration
 	// watching ends when Shutdown's final stop begins, and with it the
 	// health Watch streams.
@@ -54,18 +56,28 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		return nil, err
 	}
 	svc := newService(cfg)
-	s := &Server{health: health.NewServer(), guard: svc.guard, drainDelay: cfg.drainDelay}
+	s := &Server{health: health.NewServer(), guard: svc.guard, drainDelay: cfg.drainDelay, load: newLoadReporter(cfg)}
 	// The server's own lifetime, not a caller's: no caller's context to
 	// derive it from.
 	s.watching, s.stopWatches = context.WithCancel(context.Background())
-	if s.grpc, err = newGRPCServer(serverOptions(cfg, svc, s.watching)); err != nil {
+	if s.grpc, err = newGRPCServer(serverOptions(cfg, svc, s.load, s.watching)); err != nil {
 		s.stopWatches()
+		s.stopLoad()
 		return nil, err
 	}
 	if err := svc.register(s.grpc); err != nil { // unreachable: the server is new
 		s.grpc.Stop()
 		s.stopWatches()
+		s.stopLoad()
 		return nil, err
+	}
+	if s.load != nil {
+		if err := s.load.Register(s.grpc); err != nil { // unreachable: the recorder is set
+			s.grpc.Stop()
+			s.stopWatches()
+			s.stopLoad()
+			return nil, err
+		}
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	for _, name := range append([]string{""}, cfg.names...) {
@@ -91,7 +103,7 @@ func newGRPCServer(opts []grpc.ServerOption) (s *grpc.Server, err error) {
 
 // serverOptions are the grpc server options cfg asks for, the importer's
 // raw ones last so that they win.
-func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []grpc.ServerOption {
+func serverOptions(cfg *serverConfig, svc *service, load *loadreport.Reporter, watching context.Context) []grpc.ServerOption {
 	var opts []grpc.ServerOption
 	if svc.guard != nil && cfg.policyBounds() {
 		// The deadline policy from the moment a stream opens.
@@ -136,6 +148,14 @@ func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []
 	if oc := cfg.observeConfig(); oc.Enabled() {
 		unary = append(unary, observe.UnaryServerInterceptor(oc))
 		stream = append(stream, observe.StreamServerInterceptor(oc))
+	}
+	if load != nil {
+		// Counts the greetings in flight and served, for the reports
+		// that grpc's orca interceptors, outermost, put in each call's
+		// trailer.
+		unary = append(unary, load.UnaryServerInterceptor())
+		stream = append(stream, load.StreamServerInterceptor())
+		opts = append(opts, load.ServerOptions()...)
 	}
 	stream = append(stream, endWatches(watching))
 	opts = append(opts,
@@ -214,6 +234,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.guard != nil {
 		defer s.guard.Stop()
 	}
+	defer s.stopLoad()
 	select {
 	case <-done:
 		return nil
@@ -224,6 +245,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.grpc.Stop()
 		<-done
 		return ctx.Err()
+	}
+}
+
+// stopLoad stops the load reporter, if any.
+func (s *Server) stopLoad() {
+	if s.load != nil {
+		s.load.Stop()
 	}
 }
 
@@ -245,12 +273,13 @@ func (s *Server) Overruns() int64 {
 // of a service by name ("" for the whole server).
 func (s *Server) Health() *health.Server { return s.health }
 
-// endWatches ends health Watch streams when watching ends: a load balancer
-// watching a server that is stopping gets the end of its stream and
-// reconnects elsewhere, and the stream does not hold the stop up.
+// endWatches ends health Watch streams (and ORCA's out-of-band load report
+// streams) when watching ends: a load balancer watching a server that is
+// stopping gets the end of its stream and reconnects elsewhere, and the
+// stream does not hold the stop up.
 func endWatches(watching context.Context) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		if info.FullMethod != healthpb.Health_Watch_FullMethodName {
+		if info.FullMethod != healthpb.Health_Watch_FullMethodName && info.FullMethod != orcaStreamMethod {
 			return h(srv, ss)
 		}
 		ctx, cancel := context.WithCancel(ss.Context())

@@ -183,6 +183,9 @@ type serverConfig struct {
 	accessLog bool // WithLogger given: one line per call
 	telemetry telemetry
 	metrics   *observe.ServerMetrics // nil without a MeterProvider
+	// Scale-out: ORCA load reports.
+	loadReports  bool
+	loadInterval time.Duration
 }
 
 func newServerConfig(opts []ServerOption) (*serverConfig, error) {
@@ -250,6 +253,7 @@ func (c *serverConfig) validate() error {
 	errs = append(errs, validateCompressor(c.compressor))
 	check(c.failFirst < 0, "WithFailFirst(%d): must not be negative", c.failFirst)
 	errs = append(errs, c.telemetry.validate())
+	check(c.loadInterval < 0, "WithLoadReports(%v): must not be negative (0 for DefaultLoadReportInterval)", c.loadInterval)
 	return errors.Join(errs...)
 }
 
@@ -282,6 +286,9 @@ type clientConfig struct {
 	loggerSet bool
 	telemetry telemetry
 	metrics   *observe.ClientMetrics // nil without a MeterProvider
+	// Scale-out: load balancing and greeter's resolver.
+	balancer     string
+	addrInterval time.Duration
 }
 
 func newClientConfig(opts []ClientOption) (*clientConfig, error) {
@@ -330,6 +337,8 @@ func (c *clientConfig) validate() error {
 	}
 	errs = append(errs, c.window.validate("WithInitialWindowSize"), c.connWindow.validate("WithInitialConnWindowSize"))
 	errs = append(errs, validateCompressor(c.compressor))
+	errs = append(errs, validateBalancer(c.balancer))
+	check(c.addrInterval < 0, "WithAddressFileInterval(%v): must not be negative (0 for the default, 1s)", c.addrInterval)
 	return errors.Join(errs...)
 }
 
@@ -722,6 +731,27 @@ func WithDrainDelay(d time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.drainDelay = d })
 }
 
+// WithLoadReports makes the server report its load to clients with ORCA
+// (Open Request Cost Aggregation, grpc-go's orca package), for load
+// balancers such as grpc's weighted_round_robin that send less traffic to
+// busier backends. Every interval (0 means [DefaultLoadReportInterval]) it
+// measures its CPU utilization (the process's CPU time over the interval
+// times GOMAXPROCS), its memory utilization (the Go runtime's memory over
+// GOMEMLIMIT, only when a limit is set), the greetings it served per
+// second, and the greetings in flight as the named metric
+// [InFlightMetric]. Each call's trailer carries the latest report
+// (per-call reports), and the server registers the OpenRcaService, whose
+// StreamCoreMetrics stream sends it out of band, at most every 30s (grpc-go's
+// floor) or every interval if longer. [Server.LoadRecorder] sets the
+// application's own metrics: an application utilization there takes CPU's
+// place in weighted_round_robin's weights.
+//
+// Off by default: it costs a goroutine and two small allocations per call.
+// interval must not be negative. [Register] ignores it.
+func WithLoadReports(interval time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.loadReports, c.loadInterval = true, interval })
+}
+
 // WithMaxConcurrentStreams sets how many calls one connection may have
 // open at once, advertised to clients in HTTP/2's
 // SETTINGS_MAX_CONCURRENT_STREAMS; the default is
@@ -892,6 +922,29 @@ func WithUnaryClientInterceptor(i ...grpc.UnaryClientInterceptor) ClientOption {
 // append.
 func WithStreamClientInterceptor(i ...grpc.StreamClientInterceptor) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) { c.stream = append(c.stream, i...) })
+}
+
+// WithLoadBalancing selects the client's load-balancing policy by name:
+// "pick_first" (grpc's default: one backend at a time), "round_robin",
+// "weighted_round_robin" (weights from the servers' load reports, see
+// [WithLoadReports]), or greeter's own [LeastRequestBalancer]; any policy
+// registered with grpc's balancer package works. It sets the
+// loadBalancingConfig of the client's service config ([WithServiceConfig],
+// [DefaultServiceConfig] by default), keeping the rest. The policy's
+// settings are its defaults: for others, give the whole
+// loadBalancingConfig in WithServiceConfig instead. The default is none
+// (the service config decides). An unknown name is an error at
+// [NewClient].
+func WithLoadBalancing(policy string) ClientOption {
+	return clientOptionFunc(func(c *clientConfig) { c.balancer = policy })
+}
+
+// WithAddressFileInterval sets how often a client built for a
+// greeter://file/PATH target reads the file of addresses again; the
+// default is 1s. The file is also read again whenever a connection to one
+// of its addresses fails. d must not be negative; 0 means the default.
+func WithAddressFileInterval(d time.Duration) ClientOption {
+	return clientOptionFunc(func(c *clientConfig) { c.addrInterval = d })
 }
 
 // WithDialOptions passes raw grpc dial options to [grpc.NewClient], after

@@ -40,6 +40,7 @@ type benchConfig struct {
 	timeout     time.Duration
 	maxErrors   int64
 	json        bool
+	lb          string
 }
 
 // benchNotes is the end of greeter bench --help.
@@ -70,6 +71,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Second, "deadline of each call")
 	fs.Int64Var(&cfg.maxErrors, "max-errors", 0, "exit 1 when more than `N` calls fail (0: when any fails); a run in which no call succeeds always exits 1")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON")
+	fs.StringVar(&cfg.lb, "lb", "", lbUsage)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -82,7 +84,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for i := range clients {
 		// No retry policy: each call is one attempt, so that errors and
 		// latencies are the server's, not grpc's backoff, as in ghz.
-		c, err := greeter.NewClient(cfg.addr, greeter.WithInsecure(), greeter.WithServiceName(cfg.service), greeter.WithServiceConfig(""))
+		c, err := greeter.NewClient(cfg.addr, append(lbOptions(cfg.lb), greeter.WithInsecure(), greeter.WithServiceName(cfg.service), greeter.WithServiceConfig(""))...)
 		if err != nil {
 			fmt.Fprintf(stderr, "greeter bench: %v\n", err)
 			return 2

@@ -26,6 +26,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	compress := fs.String("compress", "", "compress the request with `codec` (gzip); the reply comes back compressed too")
 	deadlines := addCallDeadlineFlags(fs)
 	tlsFlags := addClientTLSFlags(fs)
+	lb := addLBFlag(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -43,6 +44,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *compress != "" {
 		copts = append(copts, greeter.WithCompressor(*compress))
 	}
+	copts = append(copts, lbOptions(*lb)...)
 	c, err := greeter.NewClient(*addr, copts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter call: %v\n", err)
@@ -85,7 +87,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // addrUsage describes the --addr flag of the commands that call a server.
-const addrUsage = "server `address`: any gRPC target, such as host:port, dns:///host:port or unix:/path/to/socket"
+const addrUsage = "server `address`: any gRPC target, such as host:port, dns:///host:port, unix:/path/to/socket, greeter:///host:port,host:port (a list) or greeter://file/path (a file of addresses, watched)"
 
 // errorText is what a person reads of a failed call's error: a
 // DeadlineError's own text, which also says how long the call took and

@@ -47,7 +47,9 @@ func printMetadata(w io.Writer, kind string, md metadata.MD) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, v := range md[k] {
-			if strings.HasSuffix(k, "-bin") {
+			if text, ok := loadReportText(k, v); ok {
+				v = text
+			} else if strings.HasSuffix(k, "-bin") {
 				v = base64.StdEncoding.EncodeToString([]byte(v))
 			}
 			fmt.Fprintf(w, "< %s %s: %s\n", kind, k, v)

@@ -27,6 +27,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	deadlines := addServeDeadlineFlags(fs)
 	tlsFlags := addServerTLSFlags(fs)
 	observeFlags := addObserveFlags(fs)
+	loadReports := addLoadReportsFlag(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -64,6 +65,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *noReflection {
 		opts = append(opts, greeter.WithoutReflection())
 	}
+	opts = append(opts, loadReportOptions(*loadReports)...)
 	topts, err := tlsFlags.options()
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
