@@ -34,13 +34,15 @@ type Client struct {
 	grpcRetries bool
 	// Full method names, computed once for the configured service name.
 	sayHello, sayHelloAgain, streamReply, bidi string
+	// closers stop the file watchers of WithTLSFiles.
+	closers []func()
 }
 
 // NewClient builds a Client for target, a gRPC target such as
 // "localhost:50051", "dns:///greeter.example.com:443" or
 // "unix:/run/greeter.sock". Like [grpc.NewClient] it does no network I/O:
 // the connection is made on the first call. It fails when an option is
-// invalid, when no transport security was chosen ([WithTLS],
+// invalid, when no transport security was chosen ([WithTLS], [WithTLSFiles],
 // [WithInsecure], or credentials through [WithDialOptions]), and when a
 // host target has no port, which grpc would quietly dial at 443.
 func NewClient(target string, opts ...ClientOption) (*Client, error) {
@@ -52,8 +54,14 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	if noPort {
 		return nil, fmt.Errorf("greeter: NewClient(%q): the target has no port, so grpc would dial %s: add the server's port, as in %q", target, addr, strings.TrimSuffix(addr, "443")+"50051")
 	}
+	creds, secOpts, closers, err := cfg.sec.build()
+	if err != nil {
+		return nil, err
+	}
 	var dopts []grpc.DialOption
 	switch {
+	case creds != nil:
+		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{creds}))
 	case cfg.tls != nil:
 		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{credentials.NewTLS(cfg.tls)}))
 	case cfg.insecure:
@@ -100,10 +108,14 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	if cfg.compressor != "" {
 		dopts = append(dopts, grpc.WithDefaultCallOptions(grpc.UseCompressor(cfg.compressor)))
 	}
+	dopts = append(dopts, secOpts...)
 	dopts = append(dopts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {
-		if cfg.tls == nil && !cfg.insecure {
+		for _, f := range closers {
+			f()
+		}
+		if creds == nil && cfg.tls == nil && !cfg.insecure {
 			return nil, fmt.Errorf("greeter: NewClient(%q): %w (choose transport security with WithTLS or WithInsecure)", target, err)
 		}
 		return nil, fmt.Errorf("greeter: NewClient(%q): %w", target, err)
@@ -124,6 +136,7 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		sayHelloAgain: prefix + "SayHelloAgain",
 		streamReply:   prefix + "SayHelloStreamReply",
 		bidi:          prefix + "SayHelloBidiStream",
+		closers:       closers,
 	}, nil
 }
 
@@ -193,7 +206,14 @@ func (c *Client) SayHelloBidiStream(ctx context.Context, opts ...grpc.CallOption
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // Close closes the connection. Calls in flight fail with Canceled.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	err := c.conn.Close()
+	for _, f := range c.closers {
+		f()
+	}
+	c.closers = nil
+	return err
+}
 
 // skipProbe runs i around every call but the connection probe.
 func skipProbe(i grpc.UnaryClientInterceptor) grpc.UnaryClientInterceptor {

@@ -13,7 +13,6 @@ import (
 	"github.com/grpc-greeter/greeter/internal/guard"
 	"github.com/grpc-greeter/greeter/internal/requestid"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health"
@@ -41,6 +40,8 @@ type Server struct {
 	// health Watch streams.
 	watching    context.Context
 	stopWatches context.CancelFunc
+	// closers stop the file watchers of the security options.
+	closers []func()
 }
 
 // NewServer builds a Server from opts. It validates them and does no network
@@ -57,13 +58,21 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	// The server's own lifetime, not a caller's: no caller's context to
 	// derive it from.
 	s.watching, s.stopWatches = context.WithCancel(context.Background())
-	if s.grpc, err = newGRPCServer(serverOptions(cfg, svc, s.watching)); err != nil {
+	sec, err := newServerSecurity(cfg)
+	if err != nil {
 		s.stopWatches()
+		return nil, err
+	}
+	s.closers = sec.closers
+	if s.grpc, err = newGRPCServer(serverOptions(cfg, svc, sec, s.watching)); err != nil {
+		s.stopWatches()
+		s.close()
 		return nil, err
 	}
 	if err := svc.register(s.grpc); err != nil { // unreachable: the server is new
 		s.grpc.Stop()
 		s.stopWatches()
+		s.close()
 		return nil, err
 	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -90,18 +99,19 @@ func newGRPCServer(opts []grpc.ServerOption) (s *grpc.Server, err error) {
 
 // serverOptions are the grpc server options cfg asks for, the importer's
 // raw ones last so that they win.
-func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []grpc.ServerOption {
+func serverOptions(cfg *serverConfig, svc *service, sec serverSecurityParts, watching context.Context) []grpc.ServerOption {
 	var opts []grpc.ServerOption
 	if svc.guard != nil && cfg.policyBounds() {
 		// The deadline policy from the moment a stream opens.
 		opts = append(opts, grpc.InTapHandle(svc.guard.InTapHandle()))
 	}
-	if cfg.tls != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.tls)))
+	if sec.creds != nil {
+		opts = append(opts, grpc.Creds(sec.creds))
 	}
 	// greeter's own interceptors run outside the importer's: recovery
 	// first, so that a panic in any interceptor is caught, compression,
-	// then request ids, so that every interceptor after it sees the id. The service's
+	// then request ids, so that every interceptor after it sees the id,
+	// then the security checks (tokens, authorization, rate limit). The service's
 	// own policies (the deadline guard, fault injection) run inside all
 	// of them, bound to its methods.
 	var unary []grpc.UnaryServerInterceptor
@@ -121,6 +131,10 @@ func serverOptions(cfg *serverConfig, svc *service, watching context.Context) []
 		unary = append(unary, ids.UnaryServerInterceptor())
 		stream = append(stream, ids.StreamServerInterceptor())
 	}
+	// Security: tokens, then authorization, then the rate limit
+	// (security.go).
+	unary = append(unary, sec.unary...)
+	stream = append(stream, sec.stream...)
 	stream = append(stream, endWatches(watching))
 	opts = append(opts,
 		grpc.ChainUnaryInterceptor(append(unary, cfg.unary...)...),
@@ -190,6 +204,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.stopWatches() // they would pin GracefulStop until ctx ends
+	defer s.close()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -209,6 +224,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		return ctx.Err()
 	}
+}
+
+// close stops the security options' file watchers.
+func (s *Server) close() {
+	for _, f := range s.closers {
+		f()
+	}
+	s.closers = nil
 }
 
 // GRPCServer returns the underlying grpc.Server, to register more services on
