@@ -27,6 +27,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	requestID := fs.Bool("request-id", false, "echo each call's x-request-id (the caller's, or a generated one) in a response header; costs about 8% of QPS")
 	deadlines := addServeDeadlineFlags(fs)
 	tlsFlags := addServerTLSFlags(fs)
+	security := addSecurityFlags(fs, tlsFlags)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -53,6 +54,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	opts = append(opts, topts...)
+	sopts, err := security.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 2
+	}
+	opts = append(opts, sopts...)
 	dopts, release, err := deadlines.options()
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
@@ -72,6 +79,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		// goroutines.
 		_ = srv.Shutdown(context.Background())
 		return 1
+	}
+	if err := security.checkListener(*addr, lis.Addr()); err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		lis.Close()
+		_ = srv.Shutdown(context.Background())
+		return 2
 	}
 	if up := deadlines.upstreamTarget(); up != "" && isOwnAddress(up, lis.Addr()) {
 		fmt.Fprintf(stderr, "greeter serve: --upstream %s is this server's own address (%s): a relay to itself would call itself; point it at another server\n", up, target)
