@@ -40,6 +40,8 @@ type Client struct {
 	observed bool
 	// Full method names, computed once for the configured service name.
 	sayHello, sayHelloAgain, streamReply, bidi string
+	// closers stop the file watchers of WithTLSFiles.
+	closers []func()
 }
 
 // NewClient builds a Client for target, a gRPC target such as
@@ -51,10 +53,10 @@ type Client struct {
 // spread over the addresses. Like [grpc.NewClient] it does no network I/O:
 // the connection is made on the first call. It fails when an option is
 // invalid, when no transport security was chosen ([WithTLS],
-// [WithInsecure], or credentials through [WithDialOptions]), when a host
-// target has no port, which grpc would quietly dial at 443, when a greeter:
-// target is malformed, and when no resolver of the client knows the
-// target's scheme (xds:/// needs package greeter/xds).
+// [WithTLSFiles], [WithInsecure], or credentials through [WithDialOptions]),
+// when a host target has no port, which grpc would quietly dial at 443,
+// when a greeter: target is malformed, and when no resolver of the client
+// knows the target's scheme (xds:/// needs package greeter/xds).
 func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	cfg, err := newClientConfig(opts)
 	if err != nil {
@@ -73,8 +75,14 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 			return nil, err
 		}
 	}
+	creds, secOpts, closers, err := cfg.sec.build()
+	if err != nil {
+		return nil, err
+	}
 	var dopts []grpc.DialOption
 	switch {
+	case creds != nil:
+		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{creds}))
 	case cfg.tls != nil:
 		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{credentials.NewTLS(cfg.tls)}))
 	case cfg.insecure:
@@ -131,10 +139,14 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	if cfg.compressor != "" {
 		dopts = append(dopts, grpc.WithDefaultCallOptions(grpc.UseCompressor(cfg.compressor)))
 	}
+	dopts = append(dopts, secOpts...)
 	dopts = append(dopts, cfg.dialOpts...)
 	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {
-		if cfg.tls == nil && !cfg.insecure {
+		for _, f := range closers {
+			f()
+		}
+		if creds == nil && cfg.tls == nil && !cfg.insecure {
 			return nil, fmt.Errorf("greeter: NewClient(%q): %w (choose transport security with WithTLS or WithInsecure)", target, err)
 		}
 		return nil, fmt.Errorf("greeter: NewClient(%q): %w", target, err)
@@ -161,6 +173,7 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 		sayHelloAgain: prefix + "SayHelloAgain",
 		streamReply:   prefix + "SayHelloStreamReply",
 		bidi:          prefix + "SayHelloBidiStream",
+		closers:       closers,
 	}, nil
 }
 
@@ -230,7 +243,14 @@ func (c *Client) SayHelloBidiStream(ctx context.Context, opts ...grpc.CallOption
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // Close closes the connection. Calls in flight fail with Canceled.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	err := c.conn.Close()
+	for _, f := range c.closers {
+		f()
+	}
+	c.closers = nil
+	return err
+}
 
 // skipProbe runs i around every call but the connection probe.
 func skipProbe(i grpc.UnaryClientInterceptor) grpc.UnaryClientInterceptor {

@@ -148,6 +148,10 @@ func (c *Client) hint(err error) string {
 		return "the address answers HTTP/1.1, not gRPC: check the port (on the greeter CLI, --addr)"
 	case strings.Contains(msg, "error reading server preface") && c.insecure:
 		return "the server may require TLS: use WithTLS (on the greeter CLI, --tls or --tls-ca FILE)"
+	case strings.Contains(msg, "cannot send secure credentials on an insecure connection"):
+		return "a bearer token is only sent over TLS, and this connection is not encrypted: use WithTLS or WithTLSFiles (on the greeter CLI, --tls or --tls-ca)"
+	case strings.Contains(msg, "remote error: tls: ") && strings.Contains(msg, "certificate"):
+		return "the server refused this client's certificate, or wants one: give WithTLSFiles a CertFile and KeyFile signed by a CA the server trusts (on the greeter CLI, --tls-cert and --tls-key)"
 	case strings.Contains(msg, "certificate"):
 		return "the server's certificate is not trusted for this address: give WithTLS the CA that signed it in RootCAs (on the greeter CLI, --tls-ca FILE)"
 	case strings.Contains(msg, "name resolver error"):

@@ -15,7 +15,6 @@ import (
 	"github.com/grpc-greeter/greeter/internal/observe"
 	"github.com/grpc-greeter/greeter/internal/requestid"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health"
@@ -44,6 +43,9 @@ type Server struct {
 	// health Watch streams.
 	watching    context.Context
 	stopWatches context.CancelFunc
+	// closers stop the file watchers of the security options and the
+	// load reporter.
+	closers []func()
 }
 
 // NewServer builds a Server from opts. It validates them and does no network
@@ -60,22 +62,34 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	// The server's own lifetime, not a caller's: no caller's context to
 	// derive it from.
 	s.watching, s.stopWatches = context.WithCancel(context.Background())
-	if s.grpc, err = newGRPCServer(serverOptions(cfg, svc, s.load, s.watching)); err != nil {
+	sec, err := newServerSecurity(cfg)
+	if err != nil {
 		s.stopWatches()
-		s.stopLoad()
+		if s.load != nil {
+			s.load.Stop()
+		}
+		return nil, err
+	}
+	s.closers = sec.closers
+	if s.load != nil {
+		s.closers = append(s.closers, s.load.Stop)
+	}
+	if s.grpc, err = newGRPCServer(serverOptions(cfg, svc, sec, s.load, s.watching)); err != nil {
+		s.stopWatches()
+		s.close()
 		return nil, err
 	}
 	if err := svc.register(s.grpc); err != nil { // unreachable: the server is new
 		s.grpc.Stop()
 		s.stopWatches()
-		s.stopLoad()
+		s.close()
 		return nil, err
 	}
 	if s.load != nil {
 		if err := s.load.Register(s.grpc); err != nil { // unreachable: the recorder is set
 			s.grpc.Stop()
 			s.stopWatches()
-			s.stopLoad()
+			s.close()
 			return nil, err
 		}
 	}
@@ -103,14 +117,14 @@ func newGRPCServer(opts []grpc.ServerOption) (s *grpc.Server, err error) {
 
 // serverOptions are the grpc server options cfg asks for, the importer's
 // raw ones last so that they win.
-func serverOptions(cfg *serverConfig, svc *service, load *loadreport.Reporter, watching context.Context) []grpc.ServerOption {
+func serverOptions(cfg *serverConfig, svc *service, sec serverSecurityParts, load *loadreport.Reporter, watching context.Context) []grpc.ServerOption {
 	var opts []grpc.ServerOption
 	if svc.guard != nil && cfg.policyBounds() {
 		// The deadline policy from the moment a stream opens.
 		opts = append(opts, grpc.InTapHandle(svc.guard.InTapHandle()))
 	}
-	if cfg.tls != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.tls)))
+	if sec.creds != nil {
+		opts = append(opts, grpc.Creds(sec.creds))
 	}
 	// Metrics and traces come from grpc-go's OpenTelemetry stats handlers,
 	// outside the interceptor chain (their own interceptor goes first).
@@ -124,9 +138,12 @@ func serverOptions(cfg *serverConfig, svc *service, load *loadreport.Reporter, w
 	//  3. request ids: every interceptor after it sees the id;
 	//  4. logging: the one line per call, with its request id and, filled
 	//     in by the deadline guard, its budget and source;
-	//  5. (auth: token, authz, rate limit);
-	//  6. the importer's own (WithUnaryServerInterceptor);
-	//  7. the service's own policies, bound to its methods: the deadline
+	//  5. security (security.go): tokens, then authorization, then the
+	//     rate limit;
+	//  6. load reports (WithLoadReports): the greetings in flight, counted
+	//     once a call is let in;
+	//  7. the importer's own (WithUnaryServerInterceptor);
+	//  8. the service's own policies, bound to its methods: the deadline
 	//     guard (greeter_* deadline instruments), then fault injection.
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
@@ -149,6 +166,10 @@ func serverOptions(cfg *serverConfig, svc *service, load *loadreport.Reporter, w
 		unary = append(unary, observe.UnaryServerInterceptor(oc))
 		stream = append(stream, observe.StreamServerInterceptor(oc))
 	}
+	// Security: tokens, then authorization, then the rate limit
+	// (security.go).
+	unary = append(unary, sec.unary...)
+	stream = append(stream, sec.stream...)
 	if load != nil {
 		// Counts the greetings in flight and served, for the reports
 		// that grpc's orca interceptors, outermost, put in each call's
@@ -226,6 +247,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.stopWatches() // they would pin GracefulStop until ctx ends
+	defer s.close()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -234,7 +256,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.guard != nil {
 		defer s.guard.Stop()
 	}
-	defer s.stopLoad()
 	select {
 	case <-done:
 		return nil
@@ -248,11 +269,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// stopLoad stops the load reporter, if any.
-func (s *Server) stopLoad() {
-	if s.load != nil {
-		s.load.Stop()
+// close stops the security options' file watchers and the load reporter.
+func (s *Server) close() {
+	for _, f := range s.closers {
+		f()
 	}
+	s.closers = nil
 }
 
 // GRPCServer returns the underlying grpc.Server, to register more services on

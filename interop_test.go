@@ -47,9 +47,10 @@ func pythonGreeter(t *testing.T, py, proto string) string {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{
-		"greeter_client.py": "testdata/python/greeter_client.py",
-		"greeter_server.py": "testdata/python/greeter_server.py",
-		"helloworld.proto":  proto,
+		"greeter_client.py":     "testdata/python/greeter_client.py",
+		"greeter_client_tls.py": "testdata/python/greeter_client_tls.py",
+		"greeter_server.py":     "testdata/python/greeter_server.py",
+		"helloworld.proto":      proto,
 	}
 	for dst, src := range files {
 		b, err := os.ReadFile(src)

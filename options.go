@@ -186,6 +186,8 @@ type serverConfig struct {
 	// Scale-out: ORCA load reports.
 	loadReports  bool
 	loadInterval time.Duration
+
+	sec serverSecurity // security.go
 }
 
 func newServerConfig(opts []ServerOption) (*serverConfig, error) {
@@ -212,6 +214,7 @@ func newServerConfig(opts []ServerOption) (*serverConfig, error) {
 	if c.metrics, err = c.telemetry.serverMetrics(); err != nil {
 		return nil, err
 	}
+	c.logger = withIdentity(c.logger)
 	return c, nil
 }
 
@@ -254,6 +257,7 @@ func (c *serverConfig) validate() error {
 	check(c.failFirst < 0, "WithFailFirst(%d): must not be negative", c.failFirst)
 	errs = append(errs, c.telemetry.validate())
 	check(c.loadInterval < 0, "WithLoadReports(%v): must not be negative (0 for DefaultLoadReportInterval)", c.loadInterval)
+	errs = append(errs, c.sec.validate(c)...)
 	return errors.Join(errs...)
 }
 
@@ -289,6 +293,8 @@ type clientConfig struct {
 	// Scale-out: load balancing and greeter's resolver.
 	balancer     string
 	addrInterval time.Duration
+
+	sec clientSecurity // security.go
 }
 
 func newClientConfig(opts []ClientOption) (*clientConfig, error) {
@@ -339,6 +345,7 @@ func (c *clientConfig) validate() error {
 	errs = append(errs, validateCompressor(c.compressor))
 	errs = append(errs, validateBalancer(c.balancer))
 	check(c.addrInterval < 0, "WithAddressFileInterval(%v): must not be negative (0 for the default, 1s)", c.addrInterval)
+	errs = append(errs, c.sec.validate(c)...)
 	return errors.Join(errs...)
 }
 
@@ -952,6 +959,89 @@ func WithAddressFileInterval(d time.Duration) ClientOption {
 // append.
 func WithDialOptions(o ...grpc.DialOption) ClientOption {
 	return clientOptionFunc(func(c *clientConfig) { c.dialOpts = append(c.dialOpts, o...) })
+}
+
+// Security: docs/security.md is the guide; the mechanisms are in
+// security.go and internal/auth, internal/ratelimit.
+
+// WithTLSFiles secures the connection with TLS from PEM files that are
+// re-read every f.Refresh, so that a renewed certificate, key or CA bundle
+// takes effect for new connections without a restart (see [TLSFiles]). On
+// a server, f.CertFile and f.KeyFile are required, and f.CAFile turns on
+// mutual TLS: clients must present a certificate that chains to it. On a
+// client, f.CAFile verifies the server (the system's roots when empty) and
+// f.CertFile and f.KeyFile are the client certificate. TLS 1.2 is the
+// least version spoken, and TLS 1.3 is chosen whenever both sides have it.
+// The files are read once at construction, and a missing or bad file is
+// an error there. It cannot be combined with [WithTLS]. [Register] ignores
+// it.
+func WithTLSFiles(f TLSFiles) Option {
+	return option{
+		server: func(c *serverConfig) { c.sec.files = &f },
+		client: func(c *clientConfig) { c.sec.files = &f },
+	}
+}
+
+// WithTokenValidator makes the server ask every call for a bearer token
+// (the "authorization: Bearer TOKEN" metadata [WithBearerToken] sends) and
+// check it with v; health checks are exempt, so that probes need none. A
+// call without a token, or with one v refuses, ends Unauthenticated with a
+// message that says what to send and never repeats the token; v may refuse
+// a valid token with PermissionDenied. [StaticTokens] builds a v for a
+// fixed set of tokens. The identity v returns is the call's
+// [PeerIdentity] (unless a client certificate names one) and reaches an
+// authorization policy in [IdentityHeader]. By default no token is asked
+// for. Tokens travel in the clear over plaintext: serve them over TLS.
+// [Register] ignores it.
+func WithTokenValidator(v TokenValidator) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.sec.tokens, c.sec.tokensSet = v, true })
+}
+
+// WithAuthzPolicy makes the server authorize every call with grpc's authz
+// engine and policy, a JSON document in gRPC's authorization policy
+// format (gRFC A43): rules that allow or deny methods
+// ("paths": ["/Greeter/SayHelloAgain"]) to principals (the identities
+// client certificates name, see [PeerIdentity]) and to requests with
+// given headers (token holders, by [IdentityHeader]). A call the policy
+// does not allow ends PermissionDenied, with a message naming the caller
+// and the method. Health checks and reflection are methods like any
+// other: allow them in the policy when probes and tools need them. An
+// invalid policy is an error at construction. By default every call is
+// allowed. It runs after the token check of [WithTokenValidator] and
+// before [WithRateLimit]. [Register] ignores it.
+func WithAuthzPolicy(policyJSON string) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.sec.policy, c.sec.policySet = policyJSON, true })
+}
+
+// WithAuthzPolicyFile is [WithAuthzPolicy] with the policy read from path
+// and read again every refresh (zero means [DefaultAuthzRefresh]): a new
+// policy takes effect without a restart, and the server logs
+// "authorization policy loaded" at Info. A file that cannot be read or
+// parsed is an error at [NewServer]; later, it leaves the last good policy
+// in force (grpc's authz logs why). [Register] ignores it.
+func WithAuthzPolicyFile(path string, refresh time.Duration) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.sec.policyFile, c.sec.policyEvery = path, refresh })
+}
+
+// WithRateLimit lets each client make perSecond calls a second, in bursts
+// of up to burst, counting calls and streams opened; health checks are not
+// counted. A client is its [PeerIdentity] when it has one, else its IP
+// address. A call over the limit ends ResourceExhausted, with an
+// errdetails.RetryInfo detail and a message that say how long to wait.
+// perSecond must be positive and burst at least 1. By default there is no
+// limit. [Register] ignores it.
+func WithRateLimit(perSecond float64, burst int) ServerOption {
+	return serverOptionFunc(func(c *serverConfig) { c.sec.rate, c.sec.burst, c.sec.rateSet = perSecond, burst, true })
+}
+
+// WithBearerToken makes the client send token with every call, in the
+// "authorization: Bearer TOKEN" metadata that [WithTokenValidator]
+// checks. It is never sent over plaintext: with [WithInsecure] it is an
+// error at construction, and a call over a connection that is not
+// encrypted fails Unauthenticated without sending it. The default sends
+// no token.
+func WithBearerToken(token string) ClientOption {
+	return clientOptionFunc(func(c *clientConfig) { c.sec.token, c.sec.tokenSet = token, true })
 }
 
 // serverWorkers is the stream-worker count a Server starts with.

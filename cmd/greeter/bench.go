@@ -72,6 +72,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Int64Var(&cfg.maxErrors, "max-errors", 0, "exit 1 when more than `N` calls fail (0: when any fails); a run in which no call succeeds always exits 1")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON")
 	fs.StringVar(&cfg.lb, "lb", "", lbUsage)
+	tlsFlags := addClientTLSFlags(fs)
+	token := fs.String("token", "", "send this bearer `token` with every call; needs TLS")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -79,12 +81,25 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "greeter bench: %v\n", err)
 		return 2
 	}
+	transport, err := tlsFlags.option()
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter bench: %v\n", err)
+		return 2
+	}
+	copts := append(lbOptions(cfg.lb), transport, greeter.WithServiceName(cfg.service), greeter.WithServiceConfig(""))
+	if *token != "" {
+		if !tlsFlags.secure() {
+			fmt.Fprintln(stderr, "greeter bench: --token needs TLS (--tls, --tls-ca or --tls-cert): a bearer token is never sent in plaintext")
+			return 2
+		}
+		copts = append(copts, greeter.WithBearerToken(*token))
+	}
 
 	clients := make([]*greeter.Client, cfg.connections)
 	for i := range clients {
 		// No retry policy: each call is one attempt, so that errors and
 		// latencies are the server's, not grpc's backoff, as in ghz.
-		c, err := greeter.NewClient(cfg.addr, append(lbOptions(cfg.lb), greeter.WithInsecure(), greeter.WithServiceName(cfg.service), greeter.WithServiceConfig(""))...)
+		c, err := greeter.NewClient(cfg.addr, copts...)
 		if err != nil {
 			fmt.Fprintf(stderr, "greeter bench: %v\n", err)
 			return 2

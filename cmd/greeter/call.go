@@ -27,6 +27,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	deadlines := addCallDeadlineFlags(fs)
 	tlsFlags := addClientTLSFlags(fs)
 	lb := addLBFlag(fs)
+	token := fs.String("token", "", "send this bearer `token` with the call (authorization: Bearer TOKEN); needs TLS: it is never sent in plaintext")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -41,6 +42,13 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	copts := append([]greeter.ClientOption{transport, greeter.WithServiceName(*service)}, deadlines.clientOptions()...)
+	if *token != "" {
+		if !tlsFlags.secure() {
+			fmt.Fprintln(stderr, "greeter call: --token needs TLS (--tls, --tls-ca or --tls-cert): a bearer token is never sent in plaintext")
+			return 2
+		}
+		copts = append(copts, greeter.WithBearerToken(*token))
+	}
 	if *compress != "" {
 		copts = append(copts, greeter.WithCompressor(*compress))
 	}

@@ -28,6 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsFlags := addServerTLSFlags(fs)
 	observeFlags := addObserveFlags(fs)
 	loadReports := addLoadReportsFlag(fs)
+	security := addSecurityFlags(fs, tlsFlags)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -73,6 +74,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	opts = append(opts, topts...)
 	opts = append(opts, obs.server...)
+	sopts, err := security.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		return 2
+	}
+	opts = append(opts, sopts...)
 	dopts, release, err := deadlines.options(obs.client...)
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
@@ -92,6 +99,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		// goroutines.
 		_ = srv.Shutdown(context.Background())
 		return 1
+	}
+	if err := security.checkListener(*addr, lis.Addr()); err != nil {
+		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
+		lis.Close()
+		_ = srv.Shutdown(context.Background())
+		return 2
 	}
 	if up := deadlines.upstreamTarget(); up != "" && isOwnAddress(up, lis.Addr()) {
 		fmt.Fprintf(stderr, "greeter serve: --upstream %s is this server's own address (%s): a relay to itself would call itself; point it at another server\n", up, target)
