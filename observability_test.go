@@ -16,6 +16,7 @@ import (
 
 	"github.com/grpc-greeter/greeter"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -441,5 +442,28 @@ func TestInterceptorOrder(t *testing.T) {
 	r := logs.await(ctx, t, "greeter: recovered from panic")
 	if stack := logAttr(r, "stack"); !strings.Contains(stack, "goroutine") || !strings.Contains(stack, "TestInterceptorOrder") {
 		t.Errorf("recovered panic's stack = %q; want the panicking goroutine's stack", stack)
+	}
+}
+
+// TestPropagatorChosen checks that WithPropagator replaces W3C trace
+// context: with a propagator that carries baggage only, the server's span
+// starts a trace of its own.
+func TestPropagatorChosen(t *testing.T) {
+	ctx := testContext(t)
+	exp := tracetest.NewInMemoryExporter()
+	srv := newServer(t, greeter.WithTracerProvider(newTracer(t, exp)), greeter.WithPropagator(propagation.Baggage{}))
+	c := newClient(t, srv, greeter.WithTracerProvider(newTracer(t, exp)), greeter.WithPropagator(propagation.Baggage{}))
+	if _, err := c.SayHello(ctx, "you"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	var recv tracetest.SpanStub
+	for _, s := range exp.GetSpans() {
+		if s.Name == "Recv.Greeter.SayHello" {
+			recv = s
+		}
+	}
+	if recv.Name == "" || recv.Parent.IsValid() {
+		t.Fatalf("server span %q with parent %v; want a root span: no traceparent was sent", recv.Name, recv.Parent.SpanID())
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -46,6 +48,17 @@ func addObserveFlags(fs *flag.FlagSet) *observeFlags {
 		adminAddr:    fs.String("admin-addr", "", "serve the gRPC admin services (channelz, CSDS) and reflection on a separate `ADDR` (port 0 picks one)"),
 		otlpEndpoint: fs.String("otlp-endpoint", "", "export traces over OTLP/gRPC to this `URL` (http://host:4317 for plaintext); the OTEL_EXPORTER_OTLP_* variables work too"),
 	}
+}
+
+// check refuses flag values the exporters would take and fail on later.
+func (f *observeFlags) check() error {
+	if e := *f.otlpEndpoint; e != "" {
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--otlp-endpoint %q: want a URL such as http://localhost:4317 (http for plaintext, https for TLS)", e)
+		}
+	}
+	return nil
 }
 
 // logger is the server's logger, as --log-format and --log-level ask.
@@ -103,6 +116,11 @@ func (f *observeFlags) start(ctx context.Context, logger *slog.Logger) (o *obser
 		if *f.otlpEndpoint != "" {
 			eopts = append(eopts, otlptracegrpc.WithEndpointURL(*f.otlpEndpoint))
 		}
+		// The exporter's errors (a collector that cannot be reached, say)
+		// go to the server's log, not to the standard logger.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("exporting traces", "error", err)
+		}))
 		// No network I/O here: the exporter connects when it first
 		// exports.
 		exp, err := otlptracegrpc.New(ctx, eopts...)

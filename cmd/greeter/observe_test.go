@@ -261,7 +261,8 @@ func TestServeChannelz(t *testing.T) {
 }
 
 // TestServeLogFlags checks --log-format json (a JSON object per line, the
-// per-call line among them) and refuses unknown formats and levels.
+// per-call line among them) and refuses unknown formats and levels, and an
+// OTLP endpoint that is no URL.
 func TestServeLogFlags(t *testing.T) {
 	addr, stop, stderr := startServe(t, "--log-format", "json", "--request-id")
 	if code, _, errOut := runCmd("call", "--addr", addr); code != 0 {
@@ -286,7 +287,7 @@ func TestServeLogFlags(t *testing.T) {
 	if finished != 1 {
 		t.Errorf("%d finished call lines; want 1:\n%s", finished, stderr)
 	}
-	for _, args := range [][]string{{"--log-format", "xml"}, {"--log-level", "loud"}} {
+	for _, args := range [][]string{{"--log-format", "xml"}, {"--log-level", "loud"}, {"--otlp-endpoint", "localhost:4317"}, {"--otlp-endpoint", "::bad"}} {
 		if code, _, errOut := runCmd(append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...); code != 2 || !strings.Contains(errOut, args[0]) {
 			t.Errorf("serve %v = exit %d, %q; want 2 and a message naming %s", args, code, errOut, args[0])
 		}

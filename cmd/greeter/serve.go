@@ -38,6 +38,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 
 	logger, err := observeFlags.logger(stderr)
+	if err == nil {
+		err = observeFlags.check()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
 		return 2
