@@ -58,8 +58,11 @@ func New(interval time.Duration, services []string) *Reporter {
 	r.setInFlight(0)
 	var ctx context.Context
 	ctx, r.cancel = context.WithCancel(context.Background())
+	// The baseline is taken here, not in the goroutine, so that calls
+	// served before it runs are counted.
+	wall, cpu := time.Now(), cpuTime()
 	r.wg.Add(1)
-	go r.run(ctx)
+	go r.run(ctx, wall, cpu)
 	return r
 }
 
@@ -144,11 +147,11 @@ func (r *Reporter) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	}
 }
 
-func (r *Reporter) run(ctx context.Context) {
+func (r *Reporter) run(ctx context.Context, lastWall time.Time, lastCPU time.Duration) {
 	defer r.wg.Done()
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
-	lastWall, lastCPU, lastServed := time.Now(), cpuTime(), r.served.Load()
+	var lastServed int64
 	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	for {
 		select {
