@@ -851,7 +851,9 @@ func WithStreamClientInterceptor(i ...grpc.StreamClientInterceptor) ClientOption
 // [WithLoadReports]), or greeter's own [LeastRequestBalancer]; any policy
 // registered with grpc's balancer package works. It sets the
 // loadBalancingConfig of the client's service config ([WithServiceConfig],
-// [DefaultServiceConfig] by default), keeping the rest. The policy's
+// [DefaultServiceConfig] by default), keeping the rest: with
+// [ServiceConfigWithHealthCheck], the policy replaces its round_robin and
+// client-side health checking stays on. The policy's
 // settings are its defaults: for others, give the whole
 // loadBalancingConfig in WithServiceConfig instead. The default is none
 // (the service config decides). An unknown name is an error at
