@@ -666,7 +666,7 @@ func WithDrainDelay(d time.Duration) ServerOption {
 // place in weighted_round_robin's weights.
 //
 // Off by default: it costs a goroutine, and the report in each trailer
-// costs allocations (161 to 212 per call, client and server together, over
+// costs allocations (161 to 208 per call, client and server together, over
 // TCP).
 // interval must not be negative. [Register] ignores it.
 func WithLoadReports(interval time.Duration) ServerOption {

@@ -19,9 +19,9 @@ func TestCounts(t *testing.T) {
 	r := New(10*time.Millisecond, []string{"Greeter"})
 	defer r.Stop()
 	unary := r.UnaryServerInterceptor()
-	var inside float64
+	var inside int64
 	handler := func(ctx context.Context, req any) (any, error) {
-		inside = r.Recorder().ServerMetrics().NamedMetrics[InFlightMetric]
+		inside = r.inFlight.Load()
 		return nil, nil
 	}
 	if _, err := unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/Greeter/SayHello"}, handler); err != nil {
