@@ -137,7 +137,7 @@ func checkScheme(target string, conn *grpc.ClientConn) error {
 	scheme := strings.ToLower(target[:i])
 	hint := "known schemes: dns, passthrough, unix, greeter (greeter:///HOST:PORT,HOST:PORT or greeter://file/PATH)"
 	if scheme == "xds" {
-		hint = "xds: targets need grpc's xDS client: build the client with github.com/grpc-greeter/greeter/xds"
+		hint = "xds: targets need grpc's xDS client: build the client with github.com/grpc-greeter/greeter/xds, the greeter CLI with go build -tags xds"
 	}
 	return fmt.Errorf("greeter: NewClient(%q): no name resolver for scheme %q in this client (%s)", target, scheme, hint)
 }
