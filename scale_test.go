@@ -608,3 +608,32 @@ func TestLeastRequestWithHealthCheck(t *testing.T) {
 		t.Errorf("calls per backend %v; want none on the NOT_SERVING one", got)
 	}
 }
+
+// dns:/// and passthrough:/// targets reach a server like a bare
+// host:port; dns:/// with round_robin spreads over every address the name
+// has (here one).
+func TestDNSAndPassthroughTargets(t *testing.T) {
+	ctx := testContext(t)
+	b := startCounted(t)
+	for _, tt := range []struct {
+		target string
+		opts   []greeter.ClientOption
+	}{
+		{"dns:///" + b.addr, nil},
+		{"dns:///" + b.addr, []greeter.ClientOption{greeter.WithLoadBalancing("round_robin")}},
+		{"passthrough:///" + b.addr, nil},
+	} {
+		c, err := greeter.NewClient(tt.target, append(tt.opts, greeter.WithInsecure())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := b.calls.Load()
+		if msg, err := c.SayHello(ctx, "dns"); err != nil || msg != "Hello, dns!" {
+			t.Errorf("%s: SayHello = %q, %v", tt.target, msg, err)
+		}
+		if b.calls.Load() != before+1 {
+			t.Errorf("%s: the call did not reach the server", tt.target)
+		}
+		c.Close()
+	}
+}
