@@ -853,7 +853,9 @@ func WithStreamClientInterceptor(i ...grpc.StreamClientInterceptor) ClientOption
 // loadBalancingConfig of the client's service config ([WithServiceConfig],
 // [DefaultServiceConfig] by default), keeping the rest: with
 // [ServiceConfigWithHealthCheck], the policy replaces its round_robin and
-// client-side health checking stays on. The policy's
+// client-side health checking stays on for the policies that act on it
+// (round_robin, weighted_round_robin, [LeastRequestBalancer]; not
+// pick_first). The policy's
 // settings are its defaults: for others, give the whole
 // loadBalancingConfig in WithServiceConfig instead. The default is none
 // (the service config decides). An unknown name is an error at
