@@ -654,8 +654,8 @@ func WithDrainDelay(d time.Duration) ServerOption {
 // (Open Request Cost Aggregation, grpc-go's orca package), for load
 // balancers such as grpc's weighted_round_robin that send less traffic to
 // busier backends. Every interval (0 means [DefaultLoadReportInterval]) it
-// measures its CPU utilization (the process's CPU time over the interval
-// times GOMAXPROCS), its memory utilization (the Go runtime's memory over
+// measures its CPU utilization (the process's CPU time divided by the
+// interval times GOMAXPROCS), its memory utilization (the Go runtime's memory over
 // GOMEMLIMIT, only when a limit is set), the greetings it served per
 // second, and the greetings in flight as the named metric
 // [InFlightMetric]. Each call's trailer carries the latest report
