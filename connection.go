@@ -154,6 +154,8 @@ func (c *Client) hint(err error) string {
 		return "the server refused this client's certificate, or wants one: give WithTLSFiles a CertFile and KeyFile signed by a CA the server trusts (on the greeter CLI, --tls-cert and --tls-key)"
 	case strings.Contains(msg, "certificate"):
 		return "the server's certificate is not trusted for this address: give WithTLS the CA that signed it in RootCAs (on the greeter CLI, --tls-ca FILE)"
+	case strings.Contains(msg, "name resolver error") && strings.HasPrefix(c.target, "xds:"):
+		return "grpc's xDS client got no configuration for the target: check the bootstrap (GRPC_XDS_BOOTSTRAP), that the control plane runs, and that it serves a listener of that name"
 	case strings.Contains(msg, "name resolver error"):
 		return "the host name did not resolve: check the host (on the greeter CLI, --addr)"
 	case strings.Contains(msg, "connection refused"):

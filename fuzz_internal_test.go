@@ -2,6 +2,7 @@ package greeter
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -40,13 +41,19 @@ func FuzzRequestCodec(f *testing.F) {
 // Targets: any string gives an address or none, never a panic, and a
 // target without port is caught.
 func FuzzTargetAddr(f *testing.F) {
-	for _, s := range []string{"localhost:50051", "127.0.0.1", "[::1]", "dns:///h:1", "dns://8.8.8.8/h", "passthrough:///bufnet", "unix:/tmp/s", "xds:///x", "", ":", "[::1"} {
+	for _, s := range []string{"localhost:50051", "127.0.0.1", "[::1]", "dns:///h:1", "dns://8.8.8.8/h", "passthrough:///bufnet", "unix:/tmp/s", "xds:///x", "", ":", "[::1",
+		"greeter:///127.0.0.1:1,[::1]:2", "greeter://file/etc/x", "greeter:///", "GREETER:///h:1,h:1", "greeter://file"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, target string) {
 		addr, noPort := targetAddr(target)
 		if noPort && !strings.HasSuffix(addr, ":443") {
 			t.Fatalf("targetAddr(%q) = %q, no port; want the :443 grpc would dial", target, addr)
+		}
+		// greeter: targets are checked without a panic, and an error
+		// always names the target.
+		if err := checkGreeterTarget(target); err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%q", target)) {
+			t.Fatalf("checkGreeterTarget(%q) = %v; want the target named", target, err)
 		}
 	})
 }

@@ -127,6 +127,9 @@ func checkGreeterTarget(target string) error {
 // knows: grpc would resolve the whole target as a DNS name instead, and
 // fail on the first call with a puzzling error.
 func checkScheme(target string, conn *grpc.ClientConn) error {
+	if s, _, ok := strings.Cut(target, ":"); ok && (s == "ipv4" || s == "ipv6") {
+		return fmt.Errorf("greeter: NewClient(%q): grpc-go has no %s: scheme (gRPC's C core does); list the addresses as greeter:///HOST:PORT,HOST:PORT", target, s)
+	}
 	i := strings.Index(target, "://")
 	if i <= 0 || !strings.HasPrefix(conn.CanonicalTarget(), "dns:///"+target) || strings.EqualFold(target[:i], "dns") {
 		return nil
@@ -134,7 +137,7 @@ func checkScheme(target string, conn *grpc.ClientConn) error {
 	scheme := strings.ToLower(target[:i])
 	hint := "known schemes: dns, passthrough, unix, greeter (greeter:///HOST:PORT,HOST:PORT or greeter://file/PATH)"
 	if scheme == "xds" {
-		hint = "xds: targets need grpc's xDS client: build the client with github.com/grpc-greeter/greeter/xds"
+		hint = "xds: targets need grpc's xDS client: build the client with github.com/grpc-greeter/greeter/xds, the greeter CLI with go build -tags xds"
 	}
 	return fmt.Errorf("greeter: NewClient(%q): no name resolver for scheme %q in this client (%s)", target, scheme, hint)
 }

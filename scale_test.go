@@ -18,6 +18,7 @@ import (
 	"github.com/grpc-greeter/greeter"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -199,6 +200,7 @@ func TestClientTargets(t *testing.T) {
 		{"xds:///greeter", "build the client with github.com/grpc-greeter/greeter/xds"},
 		{"consul:///greeter", `no name resolver for scheme "consul"`},
 		{"dns:///localhost", "has no port"},
+		{"ipv4:127.0.0.1:1,127.0.0.1:2", "grpc-go has no ipv4: scheme"},
 	}
 	for _, tt := range bad {
 		c, err := greeter.NewClient(tt.target, greeter.WithInsecure())
@@ -472,7 +474,7 @@ func listenOn(t *testing.T, addr string, opts ...greeter.ServerOption) (stop fun
 // on the same port, it gets traffic again.
 func TestFleetFailover(t *testing.T) {
 	ctx := testContext(t)
-	const drain = time.Second
+	const drain = 2 * time.Second
 	backends, target := fleet(t, 3, greeter.WithDrainDelay(drain))
 	sc, err := greeter.ServiceConfigWithHealthCheck("", greeter.ServiceName) // round_robin, retries
 	if err != nil {
@@ -525,26 +527,27 @@ func TestFleetFailover(t *testing.T) {
 		waitCalls(b, 50, "before the stop")
 	}
 
-	// Stop backend 1: during its drain delay traffic moves off it.
+	// Stop backend 1: during its drain delay traffic moves off it, before
+	// it stops accepting.
 	victim := backends[1]
 	shut := make(chan error, 1)
 	start := time.Now()
 	go func() { shut <- victim.srv.Shutdown(ctx) }()
-	var lastMoved time.Duration
 	for n := victim.calls.Load(); ; {
-		waitCalls(backends[0], 20, "during the drain")
-		if m := victim.calls.Load(); m == n {
-			lastMoved = time.Since(start)
-			break
-		} else {
-			n = m
+		waitCalls(backends[0], 50, "during the drain")
+		m := victim.calls.Load()
+		if m == n {
+			break // 50 calls on backend 0, none on the victim
 		}
+		n = m
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) after %v, before traffic left the backend; the drain delay is %v", err, time.Since(start), drain)
+	default:
 	}
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
-	}
-	if lastMoved >= drain {
-		t.Logf("traffic left the stopping backend after %v, the drain delay was %v (machine too slow to judge)", lastMoved, drain)
 	}
 	waitCalls(backends[0], 200, "after the stop")
 	waitCalls(backends[2], 200, "after the stop")
@@ -582,5 +585,55 @@ func TestGreeterListWithOneDown(t *testing.T) {
 	}
 	if got := calls(backends); got[0] == 0 || got[1] == 0 {
 		t.Errorf("calls per live backend = %v; want both used", got)
+	}
+}
+
+// greeter_least_request under client-side health checking: a backend that
+// says NOT_SERVING gets no call.
+func TestLeastRequestWithHealthCheck(t *testing.T) {
+	ctx := testContext(t)
+	backends, target := fleet(t, 3)
+	sc, err := greeter.ServiceConfigWithHealthCheck("", greeter.ServiceName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends[0].srv.Health().SetServingStatus(greeter.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	c, err := greeter.NewClient(target, greeter.WithInsecure(), greeter.WithServiceConfig(sc), greeter.WithLoadBalancing(greeter.LeastRequestBalancer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	untilEach(ctx, t, c, backends[1:])
+	if got := spread(ctx, t, c, backends, 100); got[0] != 0 {
+		t.Errorf("calls per backend %v; want none on the NOT_SERVING one", got)
+	}
+}
+
+// dns:/// and passthrough:/// targets reach a server like a bare
+// host:port; dns:/// with round_robin spreads over every address the name
+// has (here one).
+func TestDNSAndPassthroughTargets(t *testing.T) {
+	ctx := testContext(t)
+	b := startCounted(t)
+	for _, tt := range []struct {
+		target string
+		opts   []greeter.ClientOption
+	}{
+		{"dns:///" + b.addr, nil},
+		{"dns:///" + b.addr, []greeter.ClientOption{greeter.WithLoadBalancing("round_robin")}},
+		{"passthrough:///" + b.addr, nil},
+	} {
+		c, err := greeter.NewClient(tt.target, append(tt.opts, greeter.WithInsecure())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := b.calls.Load()
+		if msg, err := c.SayHello(ctx, "dns"); err != nil || msg != "Hello, dns!" {
+			t.Errorf("%s: SayHello = %q, %v", tt.target, msg, err)
+		}
+		if b.calls.Load() != before+1 {
+			t.Errorf("%s: the call did not reach the server", tt.target)
+		}
+		c.Close()
 	}
 }

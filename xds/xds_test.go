@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	greeterxds "github.com/grpc-greeter/greeter/xds"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	grpcxds "google.golang.org/grpc/xds"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -222,5 +224,95 @@ func TestXDSClientFollowsControlPlane(t *testing.T) {
 		} else {
 			inARow = 0
 		}
+	}
+}
+
+// serverListener is the listener an xDS-enabled server at addr asks for:
+// one filter chain whose route serves every call here.
+func serverListener(t *testing.T, addr *net.TCPAddr) *listenerv3.Listener {
+	t.Helper()
+	router, err := anypb.New(&routerv3.Router{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hcm, err := anypb.New(&hcmv3.HttpConnectionManager{
+		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+			Name: "greeter-server-route",
+			VirtualHosts: []*routev3.VirtualHost{{
+				Name:    "greeter",
+				Domains: []string{"*"},
+				Routes: []*routev3.Route{{
+					Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}},
+				}},
+			}},
+		}},
+		HttpFilters: []*hcmv3.HttpFilter{{Name: "router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &listenerv3.Listener{
+		Name: "grpc/server?xds.resource.listening_address=" + addr.String(),
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address: addr.IP.String(), PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(addr.Port)},
+		}}},
+		FilterChains: []*listenerv3.FilterChain{{
+			Name:    "greeter",
+			Filters: []*listenerv3.Filter{{Name: "hcm", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: hcm}}},
+		}},
+	}
+}
+
+// An xDS-enabled greeter server serves once the control plane has sent
+// the listener for its address.
+func TestXDSServerServesWhenConfigured(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTestTimeout)
+	defer cancel()
+	cache, bootstrap := controlPlane(t)
+	bootstrap = []byte(strings.Replace(string(bootstrap), `"node"`, `"server_listener_resource_name_template": "grpc/server?xds.resource.listening_address=%s",
+  "node"`, 1))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving := make(chan connectivity.ServingMode, 4)
+	srv, err := greeterxds.NewServer([]grpc.ServerOption{
+		grpcxds.BootstrapContentsForTesting(bootstrap),
+		grpcxds.ServingModeCallback(func(_ net.Addr, a grpcxds.ServingModeChangeArgs) { serving <- a.Mode }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	defer func() {
+		srv.Stop()
+		<-served
+	}()
+	res, err := cachev3.NewSnapshot("1", map[resourcev3.Type][]types.Resource{
+		resourcev3.ListenerType: {serverListener(t, lis.Addr().(*net.TCPAddr))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.SetSnapshot(ctx, nodeID, res); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case mode := <-serving:
+		if mode != connectivity.ServingModeServing {
+			t.Fatalf("serving mode = %v; want serving once the listener came", mode)
+		}
+	case <-ctx.Done():
+		t.Fatal("the server never said it serves")
+	}
+	c, err := greeter.NewClient(lis.Addr().String(), greeter.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if msg, err := c.SayHello(ctx, "xds server", grpc.WaitForReady(true)); err != nil || msg != "Hello, xds server!" {
+		t.Fatalf("SayHello = %q, %v", msg, err)
 	}
 }

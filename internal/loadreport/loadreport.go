@@ -58,8 +58,11 @@ func New(interval time.Duration, services []string) *Reporter {
 	r.setInFlight(0)
 	var ctx context.Context
 	ctx, r.cancel = context.WithCancel(context.Background())
+	// The baseline is taken here, not in the goroutine, so that calls
+	// served before it runs are counted.
+	wall, cpu := time.Now(), cpuTime()
 	r.wg.Add(1)
-	go r.run(ctx)
+	go r.run(ctx, wall, cpu)
 	return r
 }
 
@@ -106,11 +109,15 @@ func (r *Reporter) setInFlight(n int64) {
 	}
 }
 
-func (r *Reporter) begin() { r.setInFlight(r.inFlight.Add(1)) }
-
-func (r *Reporter) end() {
+// end counts a call that ended and puts the greetings still in flight in
+// its own report (call, from grpc's orca interceptor; nil without it),
+// which overrides the server's, sampled every interval.
+func (r *Reporter) end(call orca.CallMetricsRecorder) {
 	r.served.Add(1)
-	r.setInFlight(r.inFlight.Add(-1))
+	n := r.inFlight.Add(-1)
+	if call != nil {
+		call.SetNamedMetric(InFlightMetric, float64(n))
+	}
 }
 
 // UnaryServerInterceptor counts the unary calls to the services and has
@@ -123,9 +130,9 @@ func (r *Reporter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		}
 		// orca sends a report only for calls that asked for their
 		// recorder.
-		orca.CallMetricsRecorderFromContext(ctx)
-		r.begin()
-		defer r.end()
+		call := orca.CallMetricsRecorderFromContext(ctx)
+		r.inFlight.Add(1)
+		defer r.end(call)
 		return h(ctx, req)
 	}
 }
@@ -137,18 +144,18 @@ func (r *Reporter) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		if !r.counted(info.FullMethod) {
 			return h(srv, ss)
 		}
-		orca.CallMetricsRecorderFromContext(ss.Context())
-		r.begin()
-		defer r.end()
+		call := orca.CallMetricsRecorderFromContext(ss.Context())
+		r.inFlight.Add(1)
+		defer r.end(call)
 		return h(srv, ss)
 	}
 }
 
-func (r *Reporter) run(ctx context.Context) {
+func (r *Reporter) run(ctx context.Context, lastWall time.Time, lastCPU time.Duration) {
 	defer r.wg.Done()
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
-	lastWall, lastCPU, lastServed := time.Now(), cpuTime(), r.served.Load()
+	var lastServed int64
 	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	for {
 		select {
@@ -165,6 +172,7 @@ func (r *Reporter) run(ctx context.Context) {
 			r.rec.SetCPUUtilization((cpu - lastCPU).Seconds() / (secs * float64(runtime.GOMAXPROCS(0))))
 		}
 		r.rec.SetQPS(float64(served-lastServed) / secs)
+		r.setInFlight(r.inFlight.Load())
 		if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < math.MaxInt64 {
 			metrics.Read(samples)
 			held := samples[0].Value.Uint64() - samples[1].Value.Uint64()
