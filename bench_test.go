@@ -34,6 +34,7 @@ import (
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"github.com/prometheus/client_golang/prometheus"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -43,6 +44,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/experimental"
+	otelexp "google.golang.org/grpc/experimental/opentelemetry"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats/opentelemetry"
 	"google.golang.org/grpc/test/bufconn"
@@ -102,7 +104,21 @@ var benchImpls = []benchImpl{
 		return startGreeter(b, lis, target, dopts, fullChain(b)...)
 	}},
 	{"greeter-observed", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
-		return startGreeter(b, lis, target, dopts, observedServer(b)...)
+		mp, tp := observedProviders(b)
+		return startGreeter(b, lis, target, dopts, greeter.WithMeterProvider(mp), greeter.WithTracerProvider(tp))
+	}},
+	// grpc-go with the same signals, through the same grpc-go
+	// stats/opentelemetry option and providers: what they cost a plain
+	// grpc-go server.
+	{"grpc-go-observed", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
+		mp, tp := observedProviders(b)
+		return startPlain(b, lis, target, dopts, opentelemetry.ServerOption(opentelemetry.Options{
+			MetricsOptions: opentelemetry.MetricsOptions{MeterProvider: mp},
+			TraceOptions: otelexp.TraceOptions{
+				TracerProvider:    tp,
+				TextMapPropagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+			},
+		}))
 	}},
 }
 
@@ -217,13 +233,13 @@ func fullChain(b *testing.B) []greeter.ServerOption {
 	}
 }
 
-// observedServer turns on what greeter serve --metrics-addr and
+// observedProviders are what greeter serve --metrics-addr and
 // --otlp-endpoint do: grpc-go's and greeter's metrics into a MeterProvider
 // read by the Prometheus exporter on a registry of its own, and every call
 // traced (the SDK's default sampler: a call without a trace is sampled)
 // through a batching span processor, whose exporter here drops the spans
 // instead of sending them.
-func observedServer(b *testing.B) []greeter.ServerOption {
+func observedProviders(b *testing.B) (*sdkmetric.MeterProvider, *sdktrace.TracerProvider) {
 	exp, err := otelprom.New(otelprom.WithRegisterer(prometheus.NewRegistry()))
 	if err != nil {
 		b.Fatal(err)
@@ -234,7 +250,7 @@ func observedServer(b *testing.B) []greeter.ServerOption {
 		mp.Shutdown(context.Background())
 		tp.Shutdown(context.Background())
 	})
-	return []greeter.ServerOption{greeter.WithMeterProvider(mp), greeter.WithTracerProvider(tp)}
+	return mp, tp
 }
 
 // benchContext is the callers' context: it has a deadline, far away.
