@@ -67,13 +67,7 @@ func flags(t *testing.T, args []string, known map[string]bool, what string) map[
 			continue
 		}
 		if !known[name] {
-			if name == "insecure" {
-				// greeter serve on a non-loopback address needs
-				// --insecure for plaintext where the CLI has it.
-				t.Logf("%s: --insecure is not a flag of this greeter serve yet", what)
-			} else {
-				t.Errorf("%s: --%s is not a flag of greeter %s", what, name, args[0])
-			}
+			t.Errorf("%s: --%s is not a flag of greeter %s", what, name, args[0])
 		}
 		got[name] = value
 	}
@@ -120,6 +114,13 @@ func TestManifests(t *testing.T) {
 	port, err := strconv.Atoi(portText)
 	if !ok || err != nil || strings.Contains(portText, ":") {
 		t.Fatalf("--addr=%q: want :PORT (every interface)", addr)
+	}
+	// Every interface in plaintext: greeter serve refuses that
+	// without --insecure, and the pod would never become ready.
+	if _, tls := serve["tls-cert"]; !tls {
+		if _, ok := serve["insecure"]; !ok {
+			t.Errorf("--addr=%q without --tls-cert: greeter serve needs --insecure to serve plaintext beyond loopback", addr)
+		}
 	}
 	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != int32(port) || c.Ports[0].Name != "grpc" {
 		t.Errorf("container ports %+v; want one named grpc on %d", c.Ports, port)
