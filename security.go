@@ -235,7 +235,7 @@ func (s *serverSecurity) build(c *serverConfig) (creds credentials.TransportCred
 	if s.tokens != nil || policy != nil {
 		// Also without a validator: a caller must never set the identity
 		// header a policy trusts.
-		t := auth.Tokens{Validate: auth.Validator(s.tokens), Skip: exempt}
+		t := auth.Tokens{Validate: auth.Validator(s.tokens), Skip: exempt, SetHeader: policy != nil}
 		unary = append(unary, t.UnaryServerInterceptor())
 		stream = append(stream, t.StreamServerInterceptor())
 	}

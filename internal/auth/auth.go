@@ -118,6 +118,9 @@ type Skip func(fullMethod string) bool
 type Tokens struct {
 	Validate Validator
 	Skip     Skip
+	// SetHeader puts the identity a token was issued to in
+	// [IdentityHeader], for an authorization policy to match.
+	SetHeader bool
 }
 
 // check returns the context the handler gets, or the refusal.
@@ -149,7 +152,7 @@ func (t Tokens) check(ctx context.Context, method string) (context.Context, erro
 		}
 		return nil, status.Error(codes.Unauthenticated, "invalid bearer token: the server does not accept the token sent; check the token the client was given")
 	}
-	if id != "" {
+	if id != "" && t.SetHeader {
 		if md == nil {
 			md = metadata.MD{}
 		} else {

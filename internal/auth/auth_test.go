@@ -34,7 +34,7 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := Tokens{Validate: v, Skip: func(m string) bool { return m == "/health" }}
+	tokens := Tokens{Validate: v, Skip: func(m string) bool { return m == "/health" }, SetHeader: true}
 	var got context.Context
 	h := func(ctx context.Context, _ any) (any, error) { got = ctx; return nil, nil }
 	call := func(method string, md ...string) error {
