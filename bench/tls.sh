@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tls.sh loads three servers over TLS with the same certificate, in
-# interleaved rounds, and prints each one's median QPS and the ratios:
+# interleaved rounds, and prints each one's median QPS and the medians of
+# the rounds' ratios (servers next to each other in a round ran back to back):
 #   greeter-tls   greeter serve --tls-cert/--tls-key
 #   grpc-go-tls   bench/grpcgo-greeter --tls-cert/--tls-key (credentials.NewTLS)
 #   greeter-full  greeter serve with mutual TLS, --token-file and --authz-policy,
@@ -98,10 +99,14 @@ for round in $(seq "$ROUNDS"); do
 		echo "$q" >>"$WORK/$name.qps"
 	done
 done
-median() { sort -n "$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-g=$(median "$WORK/greeter-tls.qps")
-p=$(median "$WORK/grpc-go-tls.qps")
-f=$(median "$WORK/greeter-full.qps")
-printf 'median QPS over %s rounds of %s (--concurrency %s --connections %s):\n' "$ROUNDS" "$DURATION" "$CONCURRENCY" "$CONNECTIONS"
-printf '  grpc-go-tls   %8.0f\n  greeter-tls   %8.0f  (%.2fx grpc-go-tls)\n  greeter-full  %8.0f  (%.2fx greeter-tls; mTLS + token + authz)\n' \
-	"$p" "$g" "$(awk "BEGIN {print $g / $p}")" "$f" "$(awk "BEGIN {print $f / $g}")"
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# ratios A B: A's QPS over B's, round by round (the two ran back to back).
+ratios() { paste "$WORK/$1.qps" "$WORK/$2.qps" | awk '{print $1 / $2}'; }
+wins() { ratios "$1" "$2" | awk '$1 > 1 {n++} END {print n + 0}'; }
+printf 'over %s rounds of %s (--concurrency %s --connections %s), medians:\n' "$ROUNDS" "$DURATION" "$CONCURRENCY" "$CONNECTIONS"
+for name in grpc-go-tls greeter-tls greeter-full; do
+	printf '  %-13s %8.0f QPS\n' "$name" "$(median <"$WORK/$name.qps")"
+done
+printf '  greeter-tls / grpc-go-tls:   %.2fx (median of the rounds'"'"' ratios; greeter ahead in %s of %s rounds)\n' \
+	"$(ratios greeter-tls grpc-go-tls | median)" "$(wins greeter-tls grpc-go-tls)" "$ROUNDS"
+printf '  greeter-full / greeter-tls:  %.2fx (mTLS + token + authz policy)\n' "$(ratios greeter-full greeter-tls | median)"
