@@ -10,7 +10,6 @@ import (
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"github.com/grpc-greeter/greeter/internal/hedge"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -63,7 +62,7 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	case creds != nil:
 		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{creds}))
 	case cfg.tls != nil:
-		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{credentials.NewTLS(cfg.tls)}))
+		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{newClientCredentials(cfg.tls)}))
 	case cfg.insecure:
 		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}

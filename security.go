@@ -332,7 +332,7 @@ func (s *clientSecurity) build() (creds credentials.TransportCredentials, opts [
 			return nil, nil, nil, fmt.Errorf("greeter: WithTLSFiles: %w", err)
 		}
 		closers = append(closers, prov.Close)
-		creds = &rotatingCredentials{prov: prov, serverName: f.ServerName, base: credentials.NewTLS(&tls.Config{ServerName: f.ServerName, MinVersion: tls.VersionTLS12})}
+		creds = &clientCredentials{config: filesConfig(prov, f.ServerName), base: credentials.NewTLS(&tls.Config{ServerName: f.ServerName, MinVersion: tls.VersionTLS12})}
 	}
 	if s.token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer(s.token)))
@@ -340,30 +340,70 @@ func (s *clientSecurity) build() (creds credentials.TransportCredentials, opts [
 	return creds, opts, closers, nil
 }
 
-// rotatingCredentials are grpc's TLS credentials made afresh for each
-// handshake from the key material a provider holds then: the client's
-// certificate and the roots it verifies the server against follow their
-// files without InsecureSkipVerify.
-type rotatingCredentials struct {
-	prov       certprovider.Provider
-	serverName string
-	// base answers Info and OverrideServerName; it never handshakes.
+// clientCredentials are grpc's TLS credentials made afresh for each
+// handshake from the config that config returns then: with WithTLSFiles,
+// the client's certificate and the roots it verifies the server against
+// follow their files, without InsecureSkipVerify. A handshake in which the
+// server asked for a client certificate waits for the server's verdict on
+// it (awaitVerdict).
+type clientCredentials struct {
+	config     func(context.Context) (*tls.Config, error)
+	serverName string // OverrideServerName's, when set
+	// base answers Info; it never handshakes.
 	base credentials.TransportCredentials
 }
 
-func (r *rotatingCredentials) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	km, err := r.prov.KeyMaterial(ctx)
+// filesConfig is the client config from the key material prov holds now.
+func filesConfig(prov certprovider.Provider, serverName string) func(context.Context) (*tls.Config, error) {
+	return func(ctx context.Context) (*tls.Config, error) {
+		km, err := prov.KeyMaterial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cfg := &tls.Config{ServerName: serverName, RootCAs: km.Roots, MinVersion: tls.VersionTLS12}
+		if len(km.Certs) > 0 {
+			// Sent whatever CAs the server names, so that a certificate
+			// it does not trust is refused as such (unknown CA), not
+			// as missing.
+			cert := &km.Certs[0]
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+		}
+		return cfg, nil
+	}
+}
+
+// newClientCredentials are clientCredentials for a fixed config (WithTLS).
+func newClientCredentials(cfg *tls.Config) *clientCredentials {
+	cfg = cfg.Clone() // the importer's may change after NewClient
+	return &clientCredentials{
+		config: func(context.Context) (*tls.Config, error) { return cfg.Clone(), nil },
+		base:   credentials.NewTLS(cfg),
+	}
+}
+
+func (r *clientCredentials) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	cfg, err := r.config(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := &tls.Config{ServerName: r.serverName, RootCAs: km.Roots, MinVersion: tls.VersionTLS12}
+	if r.serverName != "" {
+		cfg.ServerName = r.serverName
+	}
+	// Choose the client certificate as crypto/tls does, noting that the
+	// server asked for one.
 	var asked atomic.Bool
-	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	certs, get := cfg.Certificates, cfg.GetClientCertificate
+	cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		asked.Store(true)
-		if len(km.Certs) == 0 {
-			return &tls.Certificate{}, nil // none to send
+		if get != nil {
+			return get(cri)
 		}
-		return &km.Certs[0], nil
+		for i := range certs {
+			if cri.SupportsCertificate(&certs[i]) == nil {
+				return &certs[i], nil
+			}
+		}
+		return &tls.Certificate{}, nil // none to send
 	}
 	nc, info, err := credentials.NewTLS(cfg).ClientHandshake(ctx, authority, conn)
 	if err != nil || !asked.Load() {
@@ -422,20 +462,20 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-func (r *rotatingCredentials) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+func (r *clientCredentials) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	return nil, nil, errors.New("greeter: client credentials cannot serve")
 }
 
-func (r *rotatingCredentials) Info() credentials.ProtocolInfo { return r.base.Info() }
+func (r *clientCredentials) Info() credentials.ProtocolInfo { return r.base.Info() }
 
-func (r *rotatingCredentials) Clone() credentials.TransportCredentials {
+func (r *clientCredentials) Clone() credentials.TransportCredentials {
 	c := *r
 	c.base = r.base.Clone()
 	return &c
 }
 
 //lint:ignore SA1019 part of the TransportCredentials interface
-func (r *rotatingCredentials) OverrideServerName(name string) error {
+func (r *clientCredentials) OverrideServerName(name string) error {
 	r.serverName = name
 	return nil
 }
