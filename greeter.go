@@ -108,6 +108,7 @@ func serverOptions(cfg *serverConfig, svc *service, sec serverSecurityParts, wat
 	if sec.creds != nil {
 		opts = append(opts, grpc.Creds(sec.creds))
 	}
+	opts = append(opts, sec.opts...)
 	// greeter's own interceptors run outside the importer's: recovery
 	// first, so that a panic in any interceptor is caught, compression,
 	// then request ids, so that every interceptor after it sees the id,

@@ -112,7 +112,6 @@ type serverSecurity struct {
 	rate        float64
 	burst       int
 	rateSet     bool
-	rateNow     func() time.Time // tests' clock
 }
 
 func (s *serverSecurity) validate(c *serverConfig) []error {
@@ -180,25 +179,22 @@ func exempt(method string) bool {
 }
 
 // serverSecurityParts are what a server's security options ask for: the
-// transport credentials (nil for plaintext), the interceptors in their
-// order (tokens, then authorization, then the rate limit), and the file
-// watchers to close at shutdown.
+// transport credentials (nil for plaintext), other server options, the
+// interceptors in their order (tokens, then authorization, then the rate
+// limit), and the file watchers to close at shutdown.
 type serverSecurityParts struct {
 	creds   credentials.TransportCredentials
+	opts    []grpc.ServerOption
 	unary   []grpc.UnaryServerInterceptor
 	stream  []grpc.StreamServerInterceptor
 	closers []func()
 }
 
-func newServerSecurity(c *serverConfig) (serverSecurityParts, error) {
-	creds, unary, stream, closers, err := c.sec.build(c)
-	return serverSecurityParts{creds, unary, stream, closers}, err
-}
-
-func (s *serverSecurity) build(c *serverConfig) (creds credentials.TransportCredentials, unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor, closers []func(), err error) {
+func newServerSecurity(c *serverConfig) (p serverSecurityParts, err error) {
+	s := &c.sec
 	defer func() {
 		if err != nil {
-			for _, f := range closers {
+			for _, f := range p.closers {
 				f()
 			}
 		}
@@ -206,12 +202,12 @@ func (s *serverSecurity) build(c *serverConfig) (creds credentials.TransportCred
 	if f := s.files; f != nil {
 		prov, err := pemfile.NewProvider(pemfile.Options{CertFile: f.CertFile, KeyFile: f.KeyFile, RootFile: f.CAFile, RefreshDuration: refresh(f.Refresh)})
 		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("greeter: WithTLSFiles: %w", err)
+			return p, fmt.Errorf("greeter: WithTLSFiles: %w", err)
 		}
-		closers = append(closers, prov.Close)
-		creds = credentials.NewTLS(&tls.Config{GetConfigForClient: serverConfigFrom(prov, f.CAFile != "")})
+		p.closers = append(p.closers, prov.Close)
+		p.creds = credentials.NewTLS(&tls.Config{GetConfigForClient: serverConfigFrom(prov, f.CAFile != "")})
 	} else if c.tls != nil {
-		creds = credentials.NewTLS(c.tls)
+		p.creds = credentials.NewTLS(c.tls)
 	}
 	var policy auth.Policy
 	switch {
@@ -227,28 +223,34 @@ func (s *serverSecurity) build(c *serverConfig) (creds credentials.TransportCred
 			},
 		})
 		if err != nil {
-			return nil, nil, nil, closers, fmt.Errorf("greeter: WithAuthzPolicyFile(%q): %w", s.policyFile, err)
+			return p, fmt.Errorf("greeter: WithAuthzPolicyFile(%q): %w", s.policyFile, err)
 		}
-		closers = append(closers, w.Close)
+		p.closers = append(p.closers, w.Close)
 		policy = w
+	}
+	if s.tokens != nil {
+		// A slot for the token's identity in every call's context, from
+		// before the first interceptor: interceptors that run before the
+		// token check read the identity when the call ends.
+		p.opts = append(p.opts, grpc.StatsHandler(auth.Slots{}))
 	}
 	if s.tokens != nil || policy != nil {
 		// Also without a validator: a caller must never set the identity
 		// header a policy trusts.
 		t := auth.Tokens{Validate: auth.Validator(s.tokens), Skip: exempt, SetHeader: policy != nil}
-		unary = append(unary, t.UnaryServerInterceptor())
-		stream = append(stream, t.StreamServerInterceptor())
+		p.unary = append(p.unary, t.UnaryServerInterceptor())
+		p.stream = append(p.stream, t.StreamServerInterceptor())
 	}
 	if policy != nil {
-		unary = append(unary, auth.UnaryAuthz(policy))
-		stream = append(stream, auth.StreamAuthz(policy))
+		p.unary = append(p.unary, auth.UnaryAuthz(policy))
+		p.stream = append(p.stream, auth.StreamAuthz(policy))
 	}
 	if s.rateSet {
-		l := ratelimit.New(s.rate, s.burst, clientKey, exempt, s.rateNow)
-		unary = append(unary, l.UnaryServerInterceptor())
-		stream = append(stream, l.StreamServerInterceptor())
+		l := ratelimit.New(s.rate, s.burst, clientKey, exempt, nil)
+		p.unary = append(p.unary, l.UnaryServerInterceptor())
+		p.stream = append(p.stream, l.StreamServerInterceptor())
 	}
-	return creds, unary, stream, closers, nil
+	return p, nil
 }
 
 func refresh(d time.Duration) time.Duration { return cmpOr(d, DefaultTLSRefresh) }

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
 
@@ -43,6 +44,32 @@ func CertIdentity(c *x509.Certificate) string {
 
 type tokenKey struct{}
 
+// slot holds the identity a call's token was issued to, once checked. It
+// is put in the call's context before any interceptor runs ([Slots]), so
+// that an interceptor that runs before the token check (one that logs
+// the call when it ends, say) reads the identity too.
+type slot struct{ id string }
+
+type slotKey struct{}
+
+// Slots is a grpc stats handler that gives every call a slot for the
+// identity of its token.
+type Slots struct{}
+
+// TagRPC puts an empty slot in the call's context.
+func (Slots) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, slotKey{}, &slot{})
+}
+
+// HandleRPC does nothing.
+func (Slots) HandleRPC(context.Context, stats.RPCStats) {}
+
+// TagConn returns ctx.
+func (Slots) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+// HandleConn does nothing.
+func (Slots) HandleConn(context.Context, stats.ConnStats) {}
+
 // Identity returns the caller's identity in a server call's context: its
 // verified client certificate's ([CertIdentity]), else the identity its
 // bearer token was issued to, else "".
@@ -52,8 +79,13 @@ func Identity(ctx context.Context) string {
 			return CertIdentity(info.State.PeerCertificates[0])
 		}
 	}
-	id, _ := ctx.Value(tokenKey{}).(string)
-	return id
+	if id, ok := ctx.Value(tokenKey{}).(string); ok {
+		return id
+	}
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok {
+		return s.id
+	}
+	return ""
 }
 
 // Validator checks a bearer token and returns the identity it was issued
@@ -160,6 +192,9 @@ func (t Tokens) check(ctx context.Context, method string) (context.Context, erro
 		}
 		md.Set(IdentityHeader, id)
 		ctx = metadata.NewIncomingContext(ctx, md)
+	}
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok {
+		s.id = id
 	}
 	return context.WithValue(ctx, tokenKey{}, id), nil
 }

@@ -71,3 +71,26 @@ func TestTokens(t *testing.T) {
 		t.Errorf("a skipped call kept the caller's identity header %q", h)
 	}
 }
+
+// TestIdentityBeforeTheCheck: an interceptor that runs before the token
+// check reads the identity after the call, through the slot Slots puts in
+// the call's context.
+func TestIdentityBeforeTheCheck(t *testing.T) {
+	v, err := Static(map[string]string{"alice": "a-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := Tokens{Validate: v}.UnaryServerInterceptor()
+	ctx := Slots{}.TagRPC(context.Background(), nil)
+	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer a-token"))
+	if got := Identity(ctx); got != "" {
+		t.Fatalf("identity before the check: %q", got)
+	}
+	info := &grpc.UnaryServerInfo{FullMethod: "/m"}
+	if _, err := check(ctx, nil, info, func(context.Context, any) (any, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := Identity(ctx); got != "alice" {
+		t.Fatalf("identity after the check, in the outer context: %q, want alice", got)
+	}
+}
