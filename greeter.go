@@ -108,7 +108,6 @@ func serverOptions(cfg *serverConfig, svc *service, sec serverSecurityParts, wat
 	if sec.creds != nil {
 		opts = append(opts, grpc.Creds(sec.creds))
 	}
-	opts = append(opts, sec.opts...)
 	// greeter's own interceptors run outside the importer's: recovery
 	// first, so that a panic in any interceptor is caught, compression,
 	// then request ids, so that every interceptor after it sees the id,
@@ -121,6 +120,10 @@ func serverOptions(cfg *serverConfig, svc *service, sec serverSecurityParts, wat
 		unary = append(unary, recovery.UnaryServerInterceptor(recoveryOption(cfg.logger)))
 		stream = append(stream, recovery.StreamServerInterceptor(recoveryOption(cfg.logger)))
 	}
+	// With tokens, a slot for the caller's identity that the token check
+	// fills, for every interceptor from here on (security.go).
+	unary = append(unary, sec.firstUnary...)
+	stream = append(stream, sec.firstStream...)
 	if cfg.compressor != "" {
 		// Before request ids, whose context grpc's SetSendCompressor
 		// does not accept.

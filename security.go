@@ -179,15 +179,18 @@ func exempt(method string) bool {
 }
 
 // serverSecurityParts are what a server's security options ask for: the
-// transport credentials (nil for plaintext), other server options, the
-// interceptors in their order (tokens, then authorization, then the rate
-// limit), and the file watchers to close at shutdown.
+// transport credentials (nil for plaintext), the interceptors in their
+// order (tokens, then authorization, then the rate limit), and the file
+// watchers to close at shutdown.
 type serverSecurityParts struct {
-	creds   credentials.TransportCredentials
-	opts    []grpc.ServerOption
-	unary   []grpc.UnaryServerInterceptor
-	stream  []grpc.StreamServerInterceptor
-	closers []func()
+	creds credentials.TransportCredentials
+	// firstUnary and firstStream run early in the chain, right after
+	// recovery.
+	firstUnary  []grpc.UnaryServerInterceptor
+	firstStream []grpc.StreamServerInterceptor
+	unary       []grpc.UnaryServerInterceptor
+	stream      []grpc.StreamServerInterceptor
+	closers     []func()
 }
 
 func newServerSecurity(c *serverConfig) (p serverSecurityParts, err error) {
@@ -229,10 +232,11 @@ func newServerSecurity(c *serverConfig) (p serverSecurityParts, err error) {
 		policy = w
 	}
 	if s.tokens != nil {
-		// A slot for the token's identity in every call's context, from
-		// before the first interceptor: interceptors that run before the
-		// token check read the identity when the call ends.
-		p.opts = append(p.opts, grpc.StatsHandler(auth.Slots{}))
+		// A slot for the token's identity in every call's context, early
+		// in the chain: interceptors that run before the token check
+		// read the identity when the call ends.
+		p.firstUnary = append(p.firstUnary, auth.UnarySlot)
+		p.firstStream = append(p.firstStream, auth.StreamSlot)
 	}
 	if s.tokens != nil || policy != nil {
 		// Also without a validator: a caller must never set the identity

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 )
 
@@ -45,30 +44,25 @@ func CertIdentity(c *x509.Certificate) string {
 type tokenKey struct{}
 
 // slot holds the identity a call's token was issued to, once checked. It
-// is put in the call's context before any interceptor runs ([Slots]), so
-// that an interceptor that runs before the token check (one that logs
-// the call when it ends, say) reads the identity too.
+// is put in the call's context early in the chain ([UnarySlot]), so that
+// an interceptor that runs before the token check (one that logs the call
+// when it ends, say) reads the identity too.
 type slot struct{ id string }
 
 type slotKey struct{}
 
-// Slots is a grpc stats handler that gives every call a slot for the
-// identity of its token.
-type Slots struct{}
-
-// TagRPC puts an empty slot in the call's context.
-func (Slots) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
-	return context.WithValue(ctx, slotKey{}, &slot{})
+// UnarySlot gives each unary call a slot for the identity of its token:
+// interceptors after it read the identity (with [Identity]) once the token
+// check, further in, has run.
+func UnarySlot(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(context.WithValue(ctx, slotKey{}, &slot{}), req)
 }
 
-// HandleRPC does nothing.
-func (Slots) HandleRPC(context.Context, stats.RPCStats) {}
-
-// TagConn returns ctx.
-func (Slots) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-
-// HandleConn does nothing.
-func (Slots) HandleConn(context.Context, stats.ConnStats) {}
+// StreamSlot is UnarySlot for streams.
+func StreamSlot(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx := context.WithValue(ss.Context(), slotKey{}, &slot{})
+	return h(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
+}
 
 // Identity returns the caller's identity in a server call's context: its
 // verified client certificate's ([CertIdentity]), else the identity its

@@ -81,16 +81,22 @@ func TestIdentityBeforeTheCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	check := Tokens{Validate: v}.UnaryServerInterceptor()
-	ctx := Slots{}.TagRPC(context.Background(), nil)
-	ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer a-token"))
-	if got := Identity(ctx); got != "" {
-		t.Fatalf("identity before the check: %q", got)
-	}
 	info := &grpc.UnaryServerInfo{FullMethod: "/m"}
-	if _, err := check(ctx, nil, info, func(context.Context, any) (any, error) { return nil, nil }); err != nil {
-		t.Fatal(err)
+	var before, after string
+	// slot, then a logger, then the check.
+	logger := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		before = Identity(ctx)
+		resp, err := h(ctx, req)
+		after = Identity(ctx)
+		return resp, err
 	}
-	if got := Identity(ctx); got != "alice" {
-		t.Fatalf("identity after the check, in the outer context: %q, want alice", got)
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer a-token"))
+	_, err = UnarySlot(ctx, nil, info, func(ctx context.Context, req any) (any, error) {
+		return logger(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+			return check(ctx, req, info, func(context.Context, any) (any, error) { return nil, nil })
+		})
+	})
+	if err != nil || before != "" || after != "alice" {
+		t.Fatalf("err %v; the logger saw %q before the check and %q after; want \"\" and alice", err, before, after)
 	}
 }
