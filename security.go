@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -141,7 +142,7 @@ func (s *serverSecurity) validate(c *serverConfig) []error {
 	}
 	check(s.policyEvery < 0, "WithAuthzPolicyFile(%q, %v): refresh must not be negative", s.policyFile, s.policyEvery)
 	if s.rateSet {
-		check(!(s.rate > 0), "WithRateLimit(%v, %d): calls a second must be positive", s.rate, s.burst)
+		check(!(s.rate > 0) || math.IsInf(s.rate, 1), "WithRateLimit(%v, %d): calls a second must be positive and finite", s.rate, s.burst)
 		check(s.burst < 1, "WithRateLimit(%v, %d): burst must be at least 1", s.rate, s.burst)
 	}
 	return errs

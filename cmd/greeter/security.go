@@ -62,6 +62,8 @@ func (f *securityFlags) options() ([]greeter.ServerOption, error) {
 		opts = append(opts, greeter.WithAuthzPolicyFile(*f.policy, *f.policyEvery))
 	}
 	switch {
+	case math.IsNaN(*f.rate) || math.IsInf(*f.rate, 0):
+		return nil, fmt.Errorf("--rate-limit %v: want a number of calls a second", *f.rate)
 	case *f.rate > 0:
 		burst := *f.burst
 		if burst == 0 {
