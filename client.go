@@ -11,7 +11,6 @@ import (
 	"github.com/grpc-greeter/greeter/internal/hedge"
 	"github.com/grpc-greeter/greeter/internal/observe"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -84,7 +83,7 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	case creds != nil:
 		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{creds}))
 	case cfg.tls != nil:
-		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{credentials.NewTLS(cfg.tls)}))
+		dopts = append(dopts, grpc.WithTransportCredentials(tlsCredentials{newClientCredentials(cfg.tls)}))
 	case cfg.insecure:
 		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}

@@ -152,6 +152,11 @@ func (c *Client) hint(err error) string {
 		return "a bearer token is only sent over TLS, and this connection is not encrypted: use WithTLS or WithTLSFiles (on the greeter CLI, --tls or --tls-ca)"
 	case strings.Contains(msg, "remote error: tls: ") && strings.Contains(msg, "certificate"):
 		return "the server refused this client's certificate, or wants one: give WithTLSFiles a CertFile and KeyFile signed by a CA the server trusts (on the greeter CLI, --tls-cert and --tls-key)"
+	case strings.Contains(msg, "x509: cannot validate certificate for") || strings.Contains(msg, "x509: certificate is valid for") ||
+		strings.Contains(msg, "x509: certificate is not valid for any names"):
+		return "the server's certificate does not name this address: dial a name it carries, or set the name to expect (TLSFiles.ServerName or tls.Config.ServerName; on the greeter CLI, --tls-server-name)"
+	case strings.Contains(msg, "x509: certificate has expired or is not yet valid"):
+		return "the server's certificate has expired or is not yet valid: the server must renew it (check both hosts' clocks too)"
 	case strings.Contains(msg, "certificate"):
 		return "the server's certificate is not trusted for this address: give WithTLS the CA that signed it in RootCAs (on the greeter CLI, --tls-ca FILE)"
 	case strings.Contains(msg, "name resolver error") && strings.HasPrefix(c.target, "xds:"):

@@ -74,6 +74,16 @@
 // ([WithLoadReports]). Package greeter/xds adds xds:/// targets.
 // docs/scaling.md is the guide.
 //
+// # Security
+//
+// [WithTLSFiles] serves and calls over TLS from PEM files that are re-read
+// when they change, with mutual TLS when a server is given a client CA;
+// [PeerIdentity] tells a handler who calls. [WithTokenValidator] and
+// [StaticTokens] check bearer tokens that [WithBearerToken] sends, never
+// over plaintext; [WithAuthzPolicy] and [WithAuthzPolicyFile] apply
+// grpc's authorization policies; [WithRateLimit] limits each client's
+// rate. docs/security.md is the guide.
+//
 // # Options
 //
 // [ServerOption] and [ClientOption] configure each side; an [Option] such

@@ -151,6 +151,10 @@ func serverOptions(cfg *serverConfig, svc *service, sec serverSecurityParts, loa
 		unary = append(unary, recovery.UnaryServerInterceptor(recoveryOption(cfg.logger)))
 		stream = append(stream, recovery.StreamServerInterceptor(recoveryOption(cfg.logger)))
 	}
+	// With tokens, a slot for the caller's identity that the token check
+	// fills, for every interceptor from here on (security.go).
+	unary = append(unary, sec.firstUnary...)
+	stream = append(stream, sec.firstStream...)
 	if cfg.compressor != "" {
 		// Before request ids, whose context grpc's SetSendCompressor
 		// does not accept.

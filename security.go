@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -112,7 +113,6 @@ type serverSecurity struct {
 	rate        float64
 	burst       int
 	rateSet     bool
-	rateNow     func() time.Time // tests' clock
 }
 
 func (s *serverSecurity) validate(c *serverConfig) []error {
@@ -142,7 +142,7 @@ func (s *serverSecurity) validate(c *serverConfig) []error {
 	}
 	check(s.policyEvery < 0, "WithAuthzPolicyFile(%q, %v): refresh must not be negative", s.policyFile, s.policyEvery)
 	if s.rateSet {
-		check(!(s.rate > 0), "WithRateLimit(%v, %d): calls a second must be positive", s.rate, s.burst)
+		check(!(s.rate > 0) || math.IsInf(s.rate, 1), "WithRateLimit(%v, %d): calls a second must be positive and finite", s.rate, s.burst)
 		check(s.burst < 1, "WithRateLimit(%v, %d): burst must be at least 1", s.rate, s.burst)
 	}
 	return errs
@@ -184,21 +184,21 @@ func exempt(method string) bool {
 // order (tokens, then authorization, then the rate limit), and the file
 // watchers to close at shutdown.
 type serverSecurityParts struct {
-	creds   credentials.TransportCredentials
-	unary   []grpc.UnaryServerInterceptor
-	stream  []grpc.StreamServerInterceptor
-	closers []func()
+	creds credentials.TransportCredentials
+	// firstUnary and firstStream run early in the chain, right after
+	// recovery.
+	firstUnary  []grpc.UnaryServerInterceptor
+	firstStream []grpc.StreamServerInterceptor
+	unary       []grpc.UnaryServerInterceptor
+	stream      []grpc.StreamServerInterceptor
+	closers     []func()
 }
 
-func newServerSecurity(c *serverConfig) (serverSecurityParts, error) {
-	creds, unary, stream, closers, err := c.sec.build(c)
-	return serverSecurityParts{creds, unary, stream, closers}, err
-}
-
-func (s *serverSecurity) build(c *serverConfig) (creds credentials.TransportCredentials, unary []grpc.UnaryServerInterceptor, stream []grpc.StreamServerInterceptor, closers []func(), err error) {
+func newServerSecurity(c *serverConfig) (p serverSecurityParts, err error) {
+	s := &c.sec
 	defer func() {
 		if err != nil {
-			for _, f := range closers {
+			for _, f := range p.closers {
 				f()
 			}
 		}
@@ -206,12 +206,12 @@ func (s *serverSecurity) build(c *serverConfig) (creds credentials.TransportCred
 	if f := s.files; f != nil {
 		prov, err := pemfile.NewProvider(pemfile.Options{CertFile: f.CertFile, KeyFile: f.KeyFile, RootFile: f.CAFile, RefreshDuration: refresh(f.Refresh)})
 		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("greeter: WithTLSFiles: %w", err)
+			return p, fmt.Errorf("greeter: WithTLSFiles: %w", err)
 		}
-		closers = append(closers, prov.Close)
-		creds = credentials.NewTLS(&tls.Config{GetConfigForClient: serverConfigFrom(prov, f.CAFile != "")})
+		p.closers = append(p.closers, prov.Close)
+		p.creds = credentials.NewTLS(&tls.Config{GetConfigForClient: serverConfigFrom(prov, f.CAFile != "")})
 	} else if c.tls != nil {
-		creds = credentials.NewTLS(c.tls)
+		p.creds = credentials.NewTLS(c.tls)
 	}
 	var policy auth.Policy
 	switch {
@@ -227,28 +227,35 @@ func (s *serverSecurity) build(c *serverConfig) (creds credentials.TransportCred
 			},
 		})
 		if err != nil {
-			return nil, nil, nil, closers, fmt.Errorf("greeter: WithAuthzPolicyFile(%q): %w", s.policyFile, err)
+			return p, fmt.Errorf("greeter: WithAuthzPolicyFile(%q): %w", s.policyFile, err)
 		}
-		closers = append(closers, w.Close)
+		p.closers = append(p.closers, w.Close)
 		policy = w
+	}
+	if s.tokens != nil {
+		// A slot for the token's identity in every call's context, early
+		// in the chain: interceptors that run before the token check
+		// read the identity when the call ends.
+		p.firstUnary = append(p.firstUnary, auth.UnarySlot)
+		p.firstStream = append(p.firstStream, auth.StreamSlot)
 	}
 	if s.tokens != nil || policy != nil {
 		// Also without a validator: a caller must never set the identity
 		// header a policy trusts.
-		t := auth.Tokens{Validate: auth.Validator(s.tokens), Skip: exempt}
-		unary = append(unary, t.UnaryServerInterceptor())
-		stream = append(stream, t.StreamServerInterceptor())
+		t := auth.Tokens{Validate: auth.Validator(s.tokens), Skip: exempt, SetHeader: policy != nil}
+		p.unary = append(p.unary, t.UnaryServerInterceptor())
+		p.stream = append(p.stream, t.StreamServerInterceptor())
 	}
 	if policy != nil {
-		unary = append(unary, auth.UnaryAuthz(policy))
-		stream = append(stream, auth.StreamAuthz(policy))
+		p.unary = append(p.unary, auth.UnaryAuthz(policy))
+		p.stream = append(p.stream, auth.StreamAuthz(policy))
 	}
 	if s.rateSet {
-		l := ratelimit.New(s.rate, s.burst, clientKey, exempt, s.rateNow)
-		unary = append(unary, l.UnaryServerInterceptor())
-		stream = append(stream, l.StreamServerInterceptor())
+		l := ratelimit.New(s.rate, s.burst, clientKey, exempt, nil)
+		p.unary = append(p.unary, l.UnaryServerInterceptor())
+		p.stream = append(p.stream, l.StreamServerInterceptor())
 	}
-	return creds, unary, stream, closers, nil
+	return p, nil
 }
 
 func refresh(d time.Duration) time.Duration { return cmpOr(d, DefaultTLSRefresh) }
@@ -332,7 +339,7 @@ func (s *clientSecurity) build() (creds credentials.TransportCredentials, opts [
 			return nil, nil, nil, fmt.Errorf("greeter: WithTLSFiles: %w", err)
 		}
 		closers = append(closers, prov.Close)
-		creds = &rotatingCredentials{prov: prov, serverName: f.ServerName, base: credentials.NewTLS(&tls.Config{ServerName: f.ServerName, MinVersion: tls.VersionTLS12})}
+		creds = &clientCredentials{config: filesConfig(prov, f.ServerName), base: credentials.NewTLS(&tls.Config{ServerName: f.ServerName, MinVersion: tls.VersionTLS12})}
 	}
 	if s.token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer(s.token)))
@@ -340,30 +347,70 @@ func (s *clientSecurity) build() (creds credentials.TransportCredentials, opts [
 	return creds, opts, closers, nil
 }
 
-// rotatingCredentials are grpc's TLS credentials made afresh for each
-// handshake from the key material a provider holds then: the client's
-// certificate and the roots it verifies the server against follow their
-// files without InsecureSkipVerify.
-type rotatingCredentials struct {
-	prov       certprovider.Provider
-	serverName string
-	// base answers Info and OverrideServerName; it never handshakes.
+// clientCredentials are grpc's TLS credentials made afresh for each
+// handshake from the config that config returns then: with WithTLSFiles,
+// the client's certificate and the roots it verifies the server against
+// follow their files, without InsecureSkipVerify. A handshake in which the
+// server asked for a client certificate waits for the server's verdict on
+// it (awaitVerdict).
+type clientCredentials struct {
+	config     func(context.Context) (*tls.Config, error)
+	serverName string // OverrideServerName's, when set
+	// base answers Info; it never handshakes.
 	base credentials.TransportCredentials
 }
 
-func (r *rotatingCredentials) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	km, err := r.prov.KeyMaterial(ctx)
+// filesConfig is the client config from the key material prov holds now.
+func filesConfig(prov certprovider.Provider, serverName string) func(context.Context) (*tls.Config, error) {
+	return func(ctx context.Context) (*tls.Config, error) {
+		km, err := prov.KeyMaterial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cfg := &tls.Config{ServerName: serverName, RootCAs: km.Roots, MinVersion: tls.VersionTLS12}
+		if len(km.Certs) > 0 {
+			// Sent whatever CAs the server names, so that a certificate
+			// it does not trust is refused as such (unknown CA), not
+			// as missing.
+			cert := &km.Certs[0]
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+		}
+		return cfg, nil
+	}
+}
+
+// newClientCredentials are clientCredentials for a fixed config (WithTLS).
+func newClientCredentials(cfg *tls.Config) *clientCredentials {
+	cfg = cfg.Clone() // the importer's may change after NewClient
+	return &clientCredentials{
+		config: func(context.Context) (*tls.Config, error) { return cfg.Clone(), nil },
+		base:   credentials.NewTLS(cfg),
+	}
+}
+
+func (r *clientCredentials) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	cfg, err := r.config(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := &tls.Config{ServerName: r.serverName, RootCAs: km.Roots, MinVersion: tls.VersionTLS12}
+	if r.serverName != "" {
+		cfg.ServerName = r.serverName
+	}
+	// Choose the client certificate as crypto/tls does, noting that the
+	// server asked for one.
 	var asked atomic.Bool
-	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	certs, get := cfg.Certificates, cfg.GetClientCertificate
+	cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		asked.Store(true)
-		if len(km.Certs) == 0 {
-			return &tls.Certificate{}, nil // none to send
+		if get != nil {
+			return get(cri)
 		}
-		return &km.Certs[0], nil
+		for i := range certs {
+			if cri.SupportsCertificate(&certs[i]) == nil {
+				return &certs[i], nil
+			}
+		}
+		return &tls.Certificate{}, nil // none to send
 	}
 	nc, info, err := credentials.NewTLS(cfg).ClientHandshake(ctx, authority, conn)
 	if err != nil || !asked.Load() {
@@ -422,20 +469,20 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-func (r *rotatingCredentials) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+func (r *clientCredentials) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	return nil, nil, errors.New("greeter: client credentials cannot serve")
 }
 
-func (r *rotatingCredentials) Info() credentials.ProtocolInfo { return r.base.Info() }
+func (r *clientCredentials) Info() credentials.ProtocolInfo { return r.base.Info() }
 
-func (r *rotatingCredentials) Clone() credentials.TransportCredentials {
+func (r *clientCredentials) Clone() credentials.TransportCredentials {
 	c := *r
 	c.base = r.base.Clone()
 	return &c
 }
 
 //lint:ignore SA1019 part of the TransportCredentials interface
-func (r *rotatingCredentials) OverrideServerName(name string) error {
+func (r *clientCredentials) OverrideServerName(name string) error {
 	r.serverName = name
 	return nil
 }

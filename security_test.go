@@ -144,14 +144,28 @@ func TestMTLSIdentity(t *testing.T) {
 		files greeter.TLSFiles
 		hint  string
 	}{
-		{"no certificate", greeter.TLSFiles{CAFile: p.caFile}, "certificate"},
-		{"certificate from another CA", p.clientFiles(t, "other", p.other, testpki.Leaf{URIs: []string{"spiffe://greeter.test/admin"}}), "certificate"},
-		{"expired certificate", p.clientFiles(t, "expired", p.ca, testpki.Leaf{URIs: []string{"spiffe://greeter.test/admin"}, Expired: true}), "certificate"},
+		{"no certificate", greeter.TLSFiles{CAFile: p.caFile}, "the server refused the client certificate: remote error: tls: certificate required"},
+		{"certificate from another CA", p.clientFiles(t, "other", p.other, testpki.Leaf{URIs: []string{"spiffe://greeter.test/admin"}}), "the server refused the client certificate: remote error: tls: unknown certificate authority"},
+		{"expired certificate", p.clientFiles(t, "expired", p.ca, testpki.Leaf{URIs: []string{"spiffe://greeter.test/admin"}, Expired: true}), "the server refused the client certificate: remote error: tls: "},
 	}
+	// The same over WithTLS, with a certificate of the importer's own.
+	admin := p.ca.Issue(t, testpki.Leaf{URIs: []string{"spiffe://greeter.test/tls-config"}})
+	msg, err := dial(t, addr, greeter.WithTLS(&tls.Config{RootCAs: p.ca.Pool(), Certificates: []tls.Certificate{admin.TLS}})).SayHello(testContext(t), "you")
+	if want := "Hello, you (spiffe://greeter.test/tls-config)!"; err != nil || msg != want {
+		t.Errorf("SayHello over WithTLS with a client certificate = %q, %v; want %q", msg, err, want)
+	}
+	refused = append(refused, struct {
+		name  string
+		files greeter.TLSFiles
+		hint  string
+	}{"WithTLS without a certificate", greeter.TLSFiles{}, "the server refused the client certificate: remote error: tls: certificate required"})
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, addr, greeter.WithTLSFiles(tt.files))
-			_, err := c.SayHello(testContext(t), "you")
+			opt := greeter.WithTLSFiles(tt.files)
+			if tt.files == (greeter.TLSFiles{}) {
+				opt = greeter.WithTLS(&tls.Config{RootCAs: p.ca.Pool()})
+			}
+			_, err := dial(t, addr, opt).SayHello(testContext(t), "you")
 			wantCode(t, "SayHello", err, codes.Unavailable, tt.hint)
 		})
 	}
@@ -168,8 +182,8 @@ func TestTLSRefusals(t *testing.T) {
 		want string
 	}{
 		{"wrong CA", testpki.Localhost(), p.other, "certificate signed by unknown authority"},
-		{"expired", func() testpki.Leaf { l := testpki.Localhost(); l.Expired = true; return l }(), p.ca, "expired"},
-		{"wrong SAN", testpki.Leaf{CommonName: "elsewhere", DNSNames: []string{"elsewhere.test"}}, p.ca, "cannot validate certificate for 127.0.0.1"},
+		{"expired", func() testpki.Leaf { l := testpki.Localhost(); l.Expired = true; return l }(), p.ca, "the server must renew it"},
+		{"wrong SAN", testpki.Leaf{CommonName: "elsewhere", DNSNames: []string{"elsewhere.test"}}, p.ca, "does not name this address"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cert, key := testpki.WritePair(t, t.TempDir(), "server", tt.ca.Issue(t, tt.leaf))

@@ -33,8 +33,8 @@ func addSecurityFlags(fs *flag.FlagSet, tlsFlags serverTLSFlags) *securityFlags 
 		tokenFile:   fs.String("token-file", "", "require a bearer token on every call but health checks: the `file` has one \"IDENTITY TOKEN\" pair a line (# comments); needs TLS (or --insecure)"),
 		policy:      fs.String("authz-policy", "", "authorize every call with the gRPC authorization policy (JSON) in `file`, re-read every --authz-refresh"),
 		policyEvery: fs.Duration("authz-refresh", greeter.DefaultAuthzRefresh, "how often --authz-policy is re-read"),
-		rate:        fs.Float64("rate-limit", 0, "allow each client (its certificate's or token's identity, else its IP) this many calls a `second`, answering ResourceExhausted with a retry delay beyond it (0: no limit)"),
-		burst:       fs.Int("rate-burst", 0, "calls a client may make at once under --rate-limit (default: the rate, at least 1)"),
+		rate:        fs.Float64("rate-limit", 0, "allow each client (its certificate's or token's identity, else its IP) `R` calls a second, answering ResourceExhausted with a retry delay beyond it (0: no limit)"),
+		burst:       fs.Int("rate-burst", 0, "`N` calls a client may make at once under --rate-limit (default: the rate, at least 1)"),
 		tlsOn:       tlsFlags.on,
 	}
 	return f
@@ -62,6 +62,8 @@ func (f *securityFlags) options() ([]greeter.ServerOption, error) {
 		opts = append(opts, greeter.WithAuthzPolicyFile(*f.policy, *f.policyEvery))
 	}
 	switch {
+	case math.IsNaN(*f.rate) || math.IsInf(*f.rate, 0):
+		return nil, fmt.Errorf("--rate-limit %v: want a number of calls a second", *f.rate)
 	case *f.rate > 0:
 		burst := *f.burst
 		if burst == 0 {

@@ -114,6 +114,7 @@ func TestSecurityFlagsRefused(t *testing.T) {
 		{[]string{"serve", "--tls-client-ca", cert}, "--tls-client-ca needs --tls-cert"},
 		{[]string{"serve", "--authz-policy", filepath.Join(dir, "missing.json")}, "WithAuthzPolicyFile"},
 		{[]string{"serve", "--rate-burst", "3"}, "--rate-burst needs --rate-limit"},
+		{[]string{"serve", "--rate-limit", "NaN"}, "want a number of calls a second"},
 		{[]string{"call", "--tls-cert", cert}, "--tls-cert and --tls-key go together"},
 		{[]string{"bench", "--token", "t"}, "--token needs TLS"},
 	} {

@@ -43,6 +43,27 @@ func CertIdentity(c *x509.Certificate) string {
 
 type tokenKey struct{}
 
+// slot holds the identity a call's token was issued to, once checked. It
+// is put in the call's context early in the chain ([UnarySlot]), so that
+// an interceptor that runs before the token check (one that logs the call
+// when it ends, say) reads the identity too.
+type slot struct{ id string }
+
+type slotKey struct{}
+
+// UnarySlot gives each unary call a slot for the identity of its token:
+// interceptors after it read the identity (with [Identity]) once the token
+// check, further in, has run.
+func UnarySlot(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	return h(context.WithValue(ctx, slotKey{}, &slot{}), req)
+}
+
+// StreamSlot is UnarySlot for streams.
+func StreamSlot(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx := context.WithValue(ss.Context(), slotKey{}, &slot{})
+	return h(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
+}
+
 // Identity returns the caller's identity in a server call's context: its
 // verified client certificate's ([CertIdentity]), else the identity its
 // bearer token was issued to, else "".
@@ -52,8 +73,13 @@ func Identity(ctx context.Context) string {
 			return CertIdentity(info.State.PeerCertificates[0])
 		}
 	}
-	id, _ := ctx.Value(tokenKey{}).(string)
-	return id
+	if id, ok := ctx.Value(tokenKey{}).(string); ok {
+		return id
+	}
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok {
+		return s.id
+	}
+	return ""
 }
 
 // Validator checks a bearer token and returns the identity it was issued
@@ -118,6 +144,9 @@ type Skip func(fullMethod string) bool
 type Tokens struct {
 	Validate Validator
 	Skip     Skip
+	// SetHeader puts the identity a token was issued to in
+	// [IdentityHeader], for an authorization policy to match.
+	SetHeader bool
 }
 
 // check returns the context the handler gets, or the refusal.
@@ -149,7 +178,7 @@ func (t Tokens) check(ctx context.Context, method string) (context.Context, erro
 		}
 		return nil, status.Error(codes.Unauthenticated, "invalid bearer token: the server does not accept the token sent; check the token the client was given")
 	}
-	if id != "" {
+	if id != "" && t.SetHeader {
 		if md == nil {
 			md = metadata.MD{}
 		} else {
@@ -157,6 +186,9 @@ func (t Tokens) check(ctx context.Context, method string) (context.Context, erro
 		}
 		md.Set(IdentityHeader, id)
 		ctx = metadata.NewIncomingContext(ctx, md)
+	}
+	if s, ok := ctx.Value(slotKey{}).(*slot); ok {
+		s.id = id
 	}
 	return context.WithValue(ctx, tokenKey{}, id), nil
 }

@@ -34,7 +34,7 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := Tokens{Validate: v, Skip: func(m string) bool { return m == "/health" }}
+	tokens := Tokens{Validate: v, Skip: func(m string) bool { return m == "/health" }, SetHeader: true}
 	var got context.Context
 	h := func(ctx context.Context, _ any) (any, error) { got = ctx; return nil, nil }
 	call := func(method string, md ...string) error {
@@ -69,5 +69,34 @@ func TestTokens(t *testing.T) {
 	}
 	if h := metadata.ValueFromIncomingContext(got, IdentityHeader); len(h) != 0 || Identity(got) != "" {
 		t.Errorf("a skipped call kept the caller's identity header %q", h)
+	}
+}
+
+// TestIdentityBeforeTheCheck: an interceptor that runs before the token
+// check reads the identity after the call, through the slot Slots puts in
+// the call's context.
+func TestIdentityBeforeTheCheck(t *testing.T) {
+	v, err := Static(map[string]string{"alice": "a-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := Tokens{Validate: v}.UnaryServerInterceptor()
+	info := &grpc.UnaryServerInfo{FullMethod: "/m"}
+	var before, after string
+	// slot, then a logger, then the check.
+	logger := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		before = Identity(ctx)
+		resp, err := h(ctx, req)
+		after = Identity(ctx)
+		return resp, err
+	}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer a-token"))
+	_, err = UnarySlot(ctx, nil, info, func(ctx context.Context, req any) (any, error) {
+		return logger(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+			return check(ctx, req, info, func(context.Context, any) (any, error) { return nil, nil })
+		})
+	})
+	if err != nil || before != "" || after != "alice" {
+		t.Fatalf("err %v; the logger saw %q before the check and %q after; want \"\" and alice", err, before, after)
 	}
 }
