@@ -133,6 +133,8 @@ func serverOptions(cfg *serverConfig, svc *service, sec serverSecurityParts, loa
 	// the same list, and TestInterceptorOrder checks it end to end:
 	//
 	//  1. recovery: a panic in any interceptor or handler is caught;
+	//     then, with tokens only, the slot the token check (5) fills with
+	//     the caller's identity, so that the log line has it;
 	//  2. compression: before request ids, whose context grpc's
 	//     SetSendCompressor does not accept;
 	//  3. request ids: every interceptor after it sees the id;

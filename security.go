@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter/internal/auth"
+	"github.com/grpc-greeter/greeter/internal/observe"
 	"github.com/grpc-greeter/greeter/internal/ratelimit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/authz"
@@ -499,7 +500,7 @@ func (h identityHandler) Handle(ctx context.Context, r slog.Record) error {
 	if ctx != nil {
 		if id := auth.Identity(ctx); id != "" {
 			r = r.Clone()
-			r.AddAttrs(slog.String("identity", id))
+			r.AddAttrs(slog.String(observe.KeyPeerIdentity, id))
 		}
 	}
 	return h.Handler.Handle(ctx, r)

@@ -135,7 +135,7 @@ func TestMTLSIdentity(t *testing.T) {
 	c := dial(t, addr, greeter.WithTLSFiles(p.clientFiles(t, "logged", p.ca, testpki.Leaf{URIs: []string{"spiffe://greeter.test/logged"}})))
 	_, err := c.SayHelloAgain(testContext(t), "panic")
 	wantCode(t, "a handler that panics", err, codes.Internal, "")
-	if l := logs.String(); !strings.Contains(l, "recovered from panic") || !strings.Contains(l, "identity=spiffe://greeter.test/logged") {
+	if l := logs.String(); !strings.Contains(l, "recovered from panic") || !strings.Contains(l, "greeter.peer_identity=spiffe://greeter.test/logged") {
 		t.Errorf("the server's log does not name the caller of the call that panicked:\n%s", l)
 	}
 

@@ -30,9 +30,6 @@ type ServerConfig struct {
 	Trace bool
 	// RequestID returns the call's request id, if it has one.
 	RequestID func(context.Context) (string, bool)
-	// PeerIdentity returns who the peer is (a client certificate's or a
-	// token's subject), "" for nobody in particular; nil for none.
-	PeerIdentity func(context.Context) string
 }
 
 // Enabled reports whether the interceptors do anything at all: without,
@@ -63,11 +60,6 @@ func (c ServerConfig) serverFields(ctx context.Context, _ interceptors.CallMeta)
 	if c.RequestID != nil {
 		if id, ok := c.RequestID(ctx); ok {
 			f = append(f, KeyRequestID, id)
-		}
-	}
-	if c.PeerIdentity != nil {
-		if who := c.PeerIdentity(ctx); who != "" {
-			f = append(f, KeyPeerIdentity, who)
 		}
 	}
 	return f

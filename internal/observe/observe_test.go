@@ -35,9 +35,8 @@ func TestOffIsNil(t *testing.T) {
 func TestLineWithNote(t *testing.T) {
 	var buf bytes.Buffer
 	i := UnaryServerInterceptor(ServerConfig{
-		Logger:       slog.New(slog.NewJSONHandler(&buf, nil)),
-		RequestID:    func(context.Context) (string, bool) { return "req-1", true },
-		PeerIdentity: func(context.Context) string { return "spiffe://example/client" },
+		Logger:    slog.New(slog.NewJSONHandler(&buf, nil)),
+		RequestID: func(context.Context) (string, bool) { return "req-1", true },
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
@@ -59,7 +58,7 @@ func TestLineWithNote(t *testing.T) {
 	}
 	want := map[string]any{
 		"msg": "finished call", "level": "WARN", "grpc.method": "SayHello", "grpc.code": "DeadlineExceeded",
-		KeyBudgetSource: SourceServerCap, KeyBudgetMs: float64(2000), KeyRequestID: "req-1", KeyPeerIdentity: "spiffe://example/client",
+		KeyBudgetSource: SourceServerCap, KeyBudgetMs: float64(2000), KeyRequestID: "req-1",
 	}
 	for k, v := range want {
 		if line[k] != v {
