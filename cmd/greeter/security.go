@@ -86,6 +86,41 @@ func (f *securityFlags) checkListener(flagAddr string, addr net.Addr) error {
 	return fmt.Errorf("refusing to serve plaintext on %s, which other hosts can reach: add --tls-cert and --tls-key, or --insecure if plaintext is intended (a proxy or mesh in front adds TLS); a loopback address such as localhost:50051 needs neither", flagAddr)
 }
 
+// checkAddr is checkListener before listening, for the addresses whose
+// text says their reach: an empty or unspecified host, or an IP. A host
+// name is checked once resolved and listened on, by checkListener.
+func (f *securityFlags) checkAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil // a unix socket, or an error listening reports
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case host == "":
+		ip = net.IPv4zero
+	case ip == nil:
+		return nil
+	}
+	return f.checkListener(addr, &net.TCPAddr{IP: ip})
+}
+
+// checkAdmin refuses --admin-addr beyond loopback unless --insecure says
+// so: the admin services (channelz, CSDS, reflection) are plaintext and
+// answer anyone, about every connection of the process.
+func (f *securityFlags) checkAdmin(addr string) error {
+	if addr == "" || *f.insecure {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil // listening reports it
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve the admin services on --admin-addr %s, which other hosts may reach: they are plaintext and unauthenticated and describe every connection of the process; bind them to loopback (localhost:PORT) and reach them through an SSH tunnel or kubectl port-forward, or add --insecure to expose them", addr)
+}
+
 // readTokenFile reads "IDENTITY TOKEN" lines. Its errors name the line,
 // never the token.
 func readTokenFile(path string) (greeter.TokenValidator, error) {

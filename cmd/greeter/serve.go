@@ -41,6 +41,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err == nil {
 		err = observeFlags.check()
 	}
+	if err == nil {
+		err = security.checkAddr(*addr)
+	}
+	if err == nil {
+		err = security.checkAdmin(*observeFlags.adminAddr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "greeter serve: %v\n", err)
 		return 2
