@@ -4,7 +4,7 @@
 // plane serves and updates, and servers whose listeners it configures.
 //
 // It is a package of its own because grpc-go's xDS support is large (it
-// makes the greeter CLI 22 MB bigger, and its build much longer): programs
+// makes the greeter CLI 13 MB bigger, and its build much longer): programs
 // that do not import this package do not link it.
 //
 // grpc-go reads its xDS bootstrap, which names the control plane and this
