@@ -17,7 +17,10 @@ package greeter_test
 // recovery (greeter's default, from go-grpc-middleware). impl=greeter-observed
 // is greeter with the signals greeter serve --metrics-addr and
 // --otlp-endpoint turn on: metrics for Prometheus and traces, with their
-// exporters in process.
+// exporters in process; impl=greeter-metrics the metrics alone (--metrics-addr
+// without an OTLP endpoint). impl=grpc-go-observed and impl=grpc-go-metrics
+// are plain grpc-go with the same signals through the same grpc-go
+// stats/opentelemetry option: what grpc-go's own machinery costs.
 
 import (
 	"context"
@@ -106,6 +109,18 @@ var benchImpls = []benchImpl{
 	{"greeter-observed", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
 		mp, tp := observedProviders(b)
 		return startGreeter(b, lis, target, dopts, greeter.WithMeterProvider(mp), greeter.WithTracerProvider(tp))
+	}},
+	// Metrics alone, as greeter serve --metrics-addr turns them on without
+	// an OTLP endpoint; and plain grpc-go with the same stats option.
+	{"greeter-metrics", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
+		mp, _ := observedProviders(b)
+		return startGreeter(b, lis, target, dopts, greeter.WithMeterProvider(mp))
+	}},
+	{"grpc-go-metrics", func(b *testing.B, lis net.Listener, target string, dopts []grpc.DialOption) benchClient {
+		mp, _ := observedProviders(b)
+		return startPlain(b, lis, target, dopts, opentelemetry.ServerOption(opentelemetry.Options{
+			MetricsOptions: opentelemetry.MetricsOptions{MeterProvider: mp},
+		}))
 	}},
 	// grpc-go with the same signals, through the same grpc-go
 	// stats/opentelemetry option and providers: what they cost a plain
