@@ -62,9 +62,9 @@ func NewServer(tb testing.TB, opts ...greeter.ServerOption) *Server {
 	return s
 }
 
-// Client returns a new client connected to s over bufconn, with plaintext
-// transport, configured by opts. Options given later win, so opts can
-// replace the transport (with greeter.WithTLS, say). The client is closed
+// Client returns a new client connected to s over bufconn, configured by
+// opts: plaintext unless opts choose transport security (greeter.WithTLS or
+// greeter.WithTLSFiles, for a server given the same). The client is closed
 // with s; invalid options end the test with tb.Fatal.
 func (s *Server) Client(tb testing.TB, opts ...greeter.ClientOption) *greeter.Client {
 	tb.Helper()
@@ -73,13 +73,15 @@ func (s *Server) Client(tb testing.TB, opts ...greeter.ClientOption) *greeter.Cl
 	if s.closed {
 		tb.Fatal("greetertest: Client called after Close")
 	}
-	base := []greeter.ClientOption{
-		greeter.WithInsecure(),
-		greeter.WithDialOptions(grpc.WithContextDialer(s.Dial)),
-	}
 	// The passthrough scheme hands "bufnet" to the dialer as is, with no DNS
 	// lookup and no change to grpc's global default scheme.
-	c, err := greeter.NewClient("passthrough:///bufnet", append(base, opts...)...)
+	dial := greeter.WithDialOptions(grpc.WithContextDialer(s.Dial))
+	c, err := greeter.NewClient("passthrough:///bufnet", append([]greeter.ClientOption{dial}, opts...)...)
+	if err != nil {
+		// No transport security chosen (or another mistake, which the
+		// second try reports): plaintext, as over any bufconn.
+		c, err = greeter.NewClient("passthrough:///bufnet", append([]greeter.ClientOption{dial, greeter.WithInsecure()}, opts...)...)
+	}
 	if err != nil {
 		tb.Fatalf("greetertest: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/grpc-greeter/greeter"
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"github.com/grpc-greeter/greeter/greetertest"
+	"github.com/grpc-greeter/greeter/internal/testpki"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -84,5 +85,23 @@ func TestCleanupClosesServerAndClients(t *testing.T) {
 	}
 	if err := srv.Close(); err != nil {
 		t.Errorf("second Close = %v; want nil", err)
+	}
+}
+
+// A server given TLS is reached by a client given TLS: Client adds
+// plaintext only when the options choose no transport security.
+func TestServerClientWithTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "greetertest CA")
+	caFile := testpki.Write(t, dir, "ca.pem", ca.PEM)
+	cert, key := testpki.WritePair(t, dir, "server", ca.Issue(t, testpki.Localhost()))
+	srv := greetertest.NewServer(t, greeter.WithTLSFiles(greeter.TLSFiles{CertFile: cert, KeyFile: key}))
+	c := srv.Client(t, greeter.WithTLSFiles(greeter.TLSFiles{CAFile: caFile, ServerName: "localhost"}))
+	if msg, err := c.SayHello(testContext(t), "tls"); err != nil || msg != "Hello, tls!" {
+		t.Fatalf("SayHello over TLS = %q, %v; want Hello, tls!", msg, err)
+	}
+	// And a plaintext client of the TLS server is refused, as anywhere.
+	if _, err := srv.Client(t).SayHello(testContext(t), "plain"); status.Code(err) != codes.Unavailable {
+		t.Fatalf("plaintext SayHello to a TLS server = %v; want Unavailable", err)
 	}
 }
