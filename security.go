@@ -450,9 +450,33 @@ func awaitVerdict(ctx context.Context, conn net.Conn) (net.Conn, error) {
 	_ = conn.SetReadDeadline(time.Time{})
 	if ne, ok := err.(net.Error); err != nil && !(ok && ne.Timeout()) {
 		conn.Close()
+		if a, ok := remoteAlert(err); ok {
+			// As a tls.AlertError, which the handshake's caller
+			// (tlsCredentials) tells apart: a refused certificate is
+			// final, as the server's own would be.
+			return nil, fmt.Errorf("the server refused the client certificate: remote error: %w", a)
+		}
 		return nil, fmt.Errorf("the server refused the client certificate: %w", err)
 	}
 	return &prefixConn{Conn: conn, prefix: b[:n]}, nil
+}
+
+// remoteAlert returns the alert the peer sent that a read on a tls.Conn
+// failed with: crypto/tls reports it as a net.OpError "remote error" around
+// an unexported type, whose text is that of the tls.AlertError of the
+// same number.
+func remoteAlert(err error) (tls.AlertError, bool) {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return 0, false
+	}
+	msg := op.Err.Error()
+	for a := range 256 {
+		if tls.AlertError(a).Error() == msg {
+			return tls.AlertError(a), true
+		}
+	}
+	return 0, false
 }
 
 // prefixConn reads prefix before the rest of Conn.

@@ -552,3 +552,30 @@ func TestSecurityOptionsValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestClientCertificateRefusalIsFinal: a server's refusal of the client's
+// certificate (none, another CA's, an expired one), which over TLS 1.3
+// arrives after the client's handshake is done, ends even a wait-for-ready
+// call with Unavailable, as a refused server certificate does: another
+// attempt cannot succeed, so the call neither waits nor retries.
+func TestClientCertificateRefusalIsFinal(t *testing.T) {
+	p := newPKI(t)
+	_, addr := startTCPGreeter(t, greeter.WithTLSFiles(p.serverFiles(true)))
+	// The test's deadline is the calls' only one: a call that waited for
+	// a connection would end DeadlineExceeded.
+	ctx := testContext(t)
+	for _, tt := range []struct {
+		name  string
+		files greeter.TLSFiles
+		alert string
+	}{
+		{"no certificate", greeter.TLSFiles{CAFile: p.caFile}, "certificate required"},
+		{"certificate from another CA", p.clientFiles(t, "other", p.other, testpki.Leaf{URIs: []string{"spiffe://greeter.test/x"}}), "unknown certificate authority"},
+		{"expired certificate", p.clientFiles(t, "expired", p.ca, testpki.Leaf{URIs: []string{"spiffe://greeter.test/x"}, Expired: true}), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := dial(t, addr, greeter.WithTLSFiles(tt.files)).SayHello(ctx, "you", grpc.WaitForReady(true))
+			wantCode(t, "a wait-for-ready SayHello", err, codes.Unavailable, "the server refused the client certificate: remote error: tls: "+tt.alert)
+		})
+	}
+}
