@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-greeter/greeter"
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"github.com/grpc-greeter/greeter/internal/testpki"
+	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -577,5 +578,18 @@ func TestClientCertificateRefusalIsFinal(t *testing.T) {
 			_, err := dial(t, addr, greeter.WithTLSFiles(tt.files)).SayHello(ctx, "you", grpc.WaitForReady(true))
 			wantCode(t, "a wait-for-ready SayHello", err, codes.Unavailable, "the server refused the client certificate: remote error: tls: "+tt.alert)
 		})
+	}
+}
+
+// TestTLSFilesClientRefusedTargetLeaksNothing: a client with WithTLSFiles
+// that NewClient refuses for its target stops the file watcher it started.
+func TestTLSFilesClientRefusedTargetLeaksNothing(t *testing.T) {
+	p := newPKI(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, target := range []string{"ipv4:127.0.0.1:50051", "nosuchscheme://x/127.0.0.1:50051"} {
+		if c, err := greeter.NewClient(target, greeter.WithTLSFiles(greeter.TLSFiles{CAFile: p.caFile})); err == nil {
+			c.Close()
+			t.Errorf("NewClient(%q) succeeded; want an error naming the scheme", target)
+		}
 	}
 }
