@@ -72,11 +72,13 @@ type TLSFiles struct {
 
 // PeerIdentity returns the identity of the caller of a server call whose
 // context is ctx: the identity its verified client certificate names (the
-// first URI SAN, else the first DNS SAN, else the subject, the order in
-// which grpc's authorization policies match principals), else the identity
-// its bearer token was issued to ([WithTokenValidator]), else "". Handlers
-// and server interceptors use it to know who calls; a server's log lines
-// about a call carry it as "identity".
+// first URI SAN, else the first DNS SAN, else the subject), else the
+// identity its bearer token was issued to ([WithTokenValidator]), else "".
+// Handlers and server interceptors use it to know who calls; a server's
+// log lines about a call carry it as "greeter.peer_identity". grpc's
+// authorization policies look at the same kind of name but match a
+// principal against every URI SAN of the certificate (else every DNS
+// SAN), not only the first.
 func PeerIdentity(ctx context.Context) string { return auth.Identity(ctx) }
 
 // TokenValidator checks a bearer token sent by a caller and returns the
