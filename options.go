@@ -403,10 +403,11 @@ func validateCompressor(name string) error {
 
 // WithTLS secures the connection with TLS using cfg: the server presents
 // cfg.Certificates, the client verifies the server against cfg.RootCAs (or
-// the system roots when nil). A nil cfg, and a cfg.MinVersion below TLS
-// 1.2, are errors at construction; TLS 1.3 is chosen whenever both sides
-// have it. [WithTLSFiles] takes PEM files instead, re-read when they
-// change.
+// the system roots when nil). A nil cfg, a cfg.MinVersion below TLS 1.2,
+// and on a server a cfg with no Certificates, GetCertificate or
+// GetConfigForClient, are errors at construction; TLS 1.3 is chosen
+// whenever both sides have it. [WithTLSFiles] takes PEM files instead,
+// re-read when they change.
 //
 // By default a [Server] serves plaintext and a [Client] refuses to dial until
 // it is given WithTLS, [WithInsecure] or transport credentials through

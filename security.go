@@ -127,6 +127,8 @@ func (s *serverSecurity) validate(c *serverConfig) []error {
 	}
 	if c.tls != nil {
 		check(c.tls.MinVersion != 0 && c.tls.MinVersion < tls.VersionTLS12, "WithTLS: MinVersion %s: TLS 1.2 is the least greeter serves; leave MinVersion 0 or set tls.VersionTLS12", tls.VersionName(c.tls.MinVersion))
+		check(len(c.tls.Certificates) == 0 && c.tls.GetCertificate == nil && c.tls.GetConfigForClient == nil,
+			"WithTLS: the config has no certificate for the server to present, so every handshake would fail: set Certificates or GetCertificate (or use WithTLSFiles)")
 	}
 	if f := s.files; f != nil {
 		check(c.tlsSet, "WithTLS and WithTLSFiles both given: choose one")

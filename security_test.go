@@ -510,6 +510,7 @@ func TestSecurityOptionsValidated(t *testing.T) {
 		want string
 	}{
 		{"TLS 1.1", []greeter.ServerOption{greeter.WithTLS(&tls.Config{MinVersion: tls.VersionTLS11})}, "TLS 1.2 is the least"},
+		{"WithTLS without a certificate", []greeter.ServerOption{greeter.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12})}, "no certificate for the server to present"},
 		{"no key", []greeter.ServerOption{greeter.WithTLSFiles(greeter.TLSFiles{CertFile: p.certFile})}, "needs CertFile and KeyFile"},
 		{"missing cert", []greeter.ServerOption{greeter.WithTLSFiles(greeter.TLSFiles{CertFile: missing, KeyFile: p.keyFil})}, "missing.pem"},
 		{"CA file without a certificate", []greeter.ServerOption{greeter.WithTLSFiles(greeter.TLSFiles{CertFile: p.certFile, KeyFile: p.keyFil, CAFile: p.keyFil})}, "no PEM certificate"},
