@@ -236,6 +236,9 @@ func permanentTLSError(err error) bool {
 	if errors.As(err, &alert) {
 		return certificateAlert(alert)
 	}
+	if a, ok := remoteAlert(err); ok { // an alert the server sent
+		return certificateAlert(a)
+	}
 	return errors.As(err, &record) || errors.As(err, &verify) ||
 		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }

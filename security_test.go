@@ -580,6 +580,13 @@ func TestClientCertificateRefusalIsFinal(t *testing.T) {
 			wantCode(t, "a wait-for-ready SayHello", err, codes.Unavailable, "the server refused the client certificate: remote error: tls: "+tt.alert)
 		})
 	}
+	// Over TLS 1.2 the refusal ends the client's handshake itself.
+	_, addr12 := startTCPGreeter(t, greeter.WithTLS(&tls.Config{
+		Certificates: []tls.Certificate{p.serverCert.TLS}, MaxVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.ca.Pool(),
+	}))
+	_, err := dial(t, addr12, greeter.WithTLSFiles(greeter.TLSFiles{CAFile: p.caFile})).SayHello(ctx, "you", grpc.WaitForReady(true))
+	wantCode(t, "a wait-for-ready SayHello over TLS 1.2 without a certificate", err, codes.Unavailable, "remote error: tls: ")
 }
 
 // TestTLSFilesClientRefusedTargetLeaksNothing: a client with WithTLSFiles
