@@ -1016,8 +1016,11 @@ func WithTokenValidator(v TokenValidator) ServerOption {
 // does not allow ends PermissionDenied, with a message naming the caller
 // and the method. Health checks and reflection are methods like any
 // other: allow them in the policy when probes and tools need them. An
-// invalid policy is an error at construction. By default every call is
-// allowed. It runs after the token check of [WithTokenValidator] and
+// invalid policy is an error at construction, and so is a [WithTLS]
+// config that takes client certificates without verifying them
+// (tls.RequestClientCert, tls.RequireAnyClientCert): grpc's authz matches
+// principals in whatever certificate a client presents. By default every
+// call is allowed. It runs after the token check of [WithTokenValidator] and
 // before [WithRateLimit]. [Register] ignores it.
 func WithAuthzPolicy(policyJSON string) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.sec.policy, c.sec.policySet = policyJSON, true })

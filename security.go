@@ -140,6 +140,13 @@ func (s *serverSecurity) validate(c *serverConfig) []error {
 	}
 	check(s.tokensSet && s.tokens == nil, "WithTokenValidator: nil validator")
 	check(s.policySet && s.policyFile != "", "WithAuthzPolicy and WithAuthzPolicyFile both given: choose one")
+	if c.tls != nil && (s.policySet || s.policyFile != "") {
+		// grpc's authz matches principals against the client's
+		// certificate whether or not anyone verified it.
+		a := c.tls.ClientAuth
+		check(a == tls.RequestClientCert || a == tls.RequireAnyClientCert,
+			"WithTLS with ClientAuth %v and an authorization policy: the policy would match principals in client certificates nobody verified, which anyone can make; use tls.RequireAndVerifyClientCert (or VerifyClientCertIfGiven) with ClientCAs, or WithTLSFiles with a CAFile", a)
+	}
 	if s.policySet {
 		if _, err := authz.NewStatic(s.policy); err != nil {
 			errs = append(errs, fmt.Errorf("greeter: WithAuthzPolicy: %w", err))

@@ -601,3 +601,29 @@ func TestTLSFilesClientRefusedTargetLeaksNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthzPolicyNeedsVerifiedCertificates: grpc's authz matches principals
+// against the client's certificate whether or not it was verified, so a
+// WithTLS config that takes client certificates without verifying them
+// (tls.RequestClientCert, tls.RequireAnyClientCert) cannot be combined with
+// a policy: anyone could name themselves admin in a certificate of their own.
+func TestAuthzPolicyNeedsVerifiedCertificates(t *testing.T) {
+	p := newPKI(t)
+	for _, auth := range []tls.ClientAuthType{tls.RequestClientCert, tls.RequireAnyClientCert} {
+		srv, err := greeter.NewServer(greeter.WithTLS(&tls.Config{Certificates: []tls.Certificate{p.serverCert.TLS}, ClientAuth: auth}),
+			greeter.WithAuthzPolicy(testPolicy))
+		if err == nil {
+			_ = srv.Shutdown(context.Background())
+			// What the refusal prevents: a certificate from a CA the
+			// server has never heard of passes the policy as admin.
+			_, addr := startTCPGreeter(t, greeter.WithTLS(&tls.Config{Certificates: []tls.Certificate{p.serverCert.TLS}, ClientAuth: auth}),
+				greeter.WithAuthzPolicy(testPolicy))
+			forged := p.clientFiles(t, "forged", p.other, testpki.Leaf{URIs: []string{"spiffe://greeter.test/admin"}})
+			_, callErr := dial(t, addr, greeter.WithTLSFiles(forged)).SayHelloAgain(testContext(t), "you")
+			t.Fatalf("NewServer(WithTLS(ClientAuth %v), WithAuthzPolicy) succeeded (and a forged admin certificate's SayHelloAgain got %v); want an error", auth, callErr)
+		}
+		if !strings.Contains(err.Error(), "verif") {
+			t.Errorf("NewServer(WithTLS(ClientAuth %v), WithAuthzPolicy): %v; want an error about verifying client certificates", auth, err)
+		}
+	}
+}
