@@ -1031,7 +1031,8 @@ func WithAuthzPolicy(policyJSON string) ServerOption {
 // policy takes effect without a restart, and the server logs
 // "authorization policy loaded" at Info. A file that cannot be read or
 // parsed is an error at [NewServer]; later, it leaves the last good policy
-// in force (grpc's authz logs why). [Register] ignores it.
+// in force, and the server logs "authorization policy not loaded" at Warn
+// with the reason. [Register] ignores it.
 func WithAuthzPolicyFile(path string, refresh time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.sec.policyFile, c.sec.policyEvery = path, refresh })
 }

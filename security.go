@@ -1,6 +1,7 @@
 package greeter
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -242,6 +243,7 @@ func newServerSecurity(c *serverConfig) (p serverSecurityParts, err error) {
 			return p, fmt.Errorf("greeter: WithAuthzPolicyFile(%q): %w", s.policyFile, err)
 		}
 		p.closers = append(p.closers, w.Close)
+		p.closers = append(p.closers, reportBadPolicies(s.policyFile, cmpOr(s.policyEvery, DefaultAuthzRefresh), logger))
 		policy = w
 	}
 	if s.tokens != nil {
@@ -268,6 +270,49 @@ func newServerSecurity(c *serverConfig) (p serverSecurityParts, err error) {
 		p.stream = append(p.stream, l.StreamServerInterceptor())
 	}
 	return p, nil
+}
+
+// reportBadPolicies reads the policy file at path every interval and logs
+// a warning, once for each new content, when grpc's authz watcher will not
+// load it: the watcher keeps the last good policy and says why only in
+// grpc's own log at WARNING, which is off by default, so that a policy
+// change with a typo would otherwise go unnoticed. stop ends it.
+func reportBadPolicies(path string, every time.Duration, logger *slog.Logger) (stop func()) {
+	last, _ := os.ReadFile(path) // loaded at construction
+	unreadable := false
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				if !unreadable {
+					logger.Warn("authorization policy file unreadable; the last good policy stays in force", "file", path, "error", err)
+				}
+				unreadable = true
+				continue
+			}
+			unreadable = false
+			if bytes.Equal(b, last) {
+				continue
+			}
+			last = b
+			if _, err := authz.NewStatic(string(b)); err != nil {
+				logger.Warn("authorization policy not loaded; the last good policy stays in force", "file", path, "error", err)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 func refresh(d time.Duration) time.Duration { return cmpOr(d, DefaultTLSRefresh) }

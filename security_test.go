@@ -627,3 +627,27 @@ func TestAuthzPolicyNeedsVerifiedCertificates(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthzPolicyFileBadUpdate: a policy file rewritten with a policy that
+// does not parse leaves the last good policy in force, and the server's
+// log says so.
+func TestAuthzPolicyFileBadUpdate(t *testing.T) {
+	dir := t.TempDir()
+	policyFile := testpki.Write(t, dir, "policy.json", []byte(testPolicy))
+	refused := make(chan struct{}, 10)
+	logger := slog.New(notifyHandler{slog.DiscardHandler, "authorization policy not loaded; the last good policy stays in force", refused})
+	_, addr := startTCPGreeter(t, greeter.WithAuthzPolicyFile(policyFile, testRefresh), greeter.WithLogger(logger))
+	ctx := testContext(t)
+	c := dial(t, addr, greeter.WithInsecure())
+	testpki.Write(t, dir, "policy.json", []byte(`{"name": "greeter", "allow_rules": [{"name": "typo"`))
+	select {
+	case <-refused:
+	case <-ctx.Done():
+		t.Fatal("no warning about the policy that does not parse")
+	}
+	if _, err := c.SayHello(ctx, "you"); err != nil {
+		t.Errorf("SayHello under the last good policy: %v", err)
+	}
+	_, err := c.SayHelloAgain(ctx, "you")
+	wantCode(t, "SayHelloAgain under the last good policy", err, codes.PermissionDenied, "does not allow an unidentified caller")
+}
