@@ -586,7 +586,7 @@ func TestClientCertificateRefusalIsFinal(t *testing.T) {
 		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.ca.Pool(),
 	}))
 	_, err := dial(t, addr12, greeter.WithTLSFiles(greeter.TLSFiles{CAFile: p.caFile})).SayHello(ctx, "you", grpc.WaitForReady(true))
-	wantCode(t, "a wait-for-ready SayHello over TLS 1.2 without a certificate", err, codes.Unavailable, "remote error: tls: ")
+	wantCode(t, "a wait-for-ready SayHello over TLS 1.2 without a certificate", err, codes.Unavailable, "remote error: tls: handshake failure\" (the server refused the handshake: it may want a client certificate")
 }
 
 // TestTLSFilesClientRefusedTargetLeaksNothing: a client with WithTLSFiles
