@@ -152,6 +152,10 @@ func (c *Client) hint(err error) string {
 		return "a bearer token is only sent over TLS, and this connection is not encrypted: use WithTLS or WithTLSFiles (on the greeter CLI, --tls or --tls-ca)"
 	case strings.Contains(msg, "remote error: tls: ") && strings.Contains(msg, "certificate"):
 		return "the server refused this client's certificate, or wants one: give WithTLSFiles a CertFile and KeyFile signed by a CA the server trusts (on the greeter CLI, --tls-cert and --tls-key)"
+	case strings.Contains(msg, "remote error: tls: handshake failure"):
+		// What a TLS 1.2 server sends for a missing client certificate,
+		// as well as for no common version or cipher.
+		return "the server refused the handshake: it may want a client certificate (WithTLSFiles CertFile and KeyFile; on the greeter CLI, --tls-cert and --tls-key), or share no TLS version or cipher suite with this client"
 	case strings.Contains(msg, "x509: cannot validate certificate for") || strings.Contains(msg, "x509: certificate is valid for") ||
 		strings.Contains(msg, "x509: certificate is not valid for any names"):
 		return "the server's certificate does not name this address: dial a name it carries, or set the name to expect (TLSFiles.ServerName or tls.Config.ServerName; on the greeter CLI, --tls-server-name)"
@@ -235,6 +239,9 @@ func permanentTLSError(err error) bool {
 	)
 	if errors.As(err, &alert) {
 		return certificateAlert(alert)
+	}
+	if a, ok := remoteAlert(err); ok { // an alert the server sent
+		return certificateAlert(a)
 	}
 	return errors.As(err, &record) || errors.As(err, &verify) ||
 		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)

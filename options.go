@@ -403,10 +403,11 @@ func validateCompressor(name string) error {
 
 // WithTLS secures the connection with TLS using cfg: the server presents
 // cfg.Certificates, the client verifies the server against cfg.RootCAs (or
-// the system roots when nil). A nil cfg, and a cfg.MinVersion below TLS
-// 1.2, are errors at construction; TLS 1.3 is chosen whenever both sides
-// have it. [WithTLSFiles] takes PEM files instead, re-read when they
-// change.
+// the system roots when nil). A nil cfg, a cfg.MinVersion below TLS 1.2,
+// and on a server a cfg with no Certificates, GetCertificate or
+// GetConfigForClient, are errors at construction; TLS 1.3 is chosen
+// whenever both sides have it. [WithTLSFiles] takes PEM files instead,
+// re-read when they change.
 //
 // By default a [Server] serves plaintext and a [Client] refuses to dial until
 // it is given WithTLS, [WithInsecure] or transport credentials through
@@ -1015,8 +1016,11 @@ func WithTokenValidator(v TokenValidator) ServerOption {
 // does not allow ends PermissionDenied, with a message naming the caller
 // and the method. Health checks and reflection are methods like any
 // other: allow them in the policy when probes and tools need them. An
-// invalid policy is an error at construction. By default every call is
-// allowed. It runs after the token check of [WithTokenValidator] and
+// invalid policy is an error at construction, and so is a [WithTLS]
+// config that takes client certificates without verifying them
+// (tls.RequestClientCert, tls.RequireAnyClientCert): grpc's authz matches
+// principals in whatever certificate a client presents. By default every
+// call is allowed. It runs after the token check of [WithTokenValidator] and
 // before [WithRateLimit]. [Register] ignores it.
 func WithAuthzPolicy(policyJSON string) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.sec.policy, c.sec.policySet = policyJSON, true })
@@ -1027,7 +1031,8 @@ func WithAuthzPolicy(policyJSON string) ServerOption {
 // policy takes effect without a restart, and the server logs
 // "authorization policy loaded" at Info. A file that cannot be read or
 // parsed is an error at [NewServer]; later, it leaves the last good policy
-// in force (grpc's authz logs why). [Register] ignores it.
+// in force, and the server logs "authorization policy not loaded" at Warn
+// with the reason. [Register] ignores it.
 func WithAuthzPolicyFile(path string, refresh time.Duration) ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.sec.policyFile, c.sec.policyEvery = path, refresh })
 }

@@ -1,6 +1,7 @@
 package greeter
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -72,11 +73,13 @@ type TLSFiles struct {
 
 // PeerIdentity returns the identity of the caller of a server call whose
 // context is ctx: the identity its verified client certificate names (the
-// first URI SAN, else the first DNS SAN, else the subject, the order in
-// which grpc's authorization policies match principals), else the identity
-// its bearer token was issued to ([WithTokenValidator]), else "". Handlers
-// and server interceptors use it to know who calls; a server's log lines
-// about a call carry it as "identity".
+// first URI SAN, else the first DNS SAN, else the subject), else the
+// identity its bearer token was issued to ([WithTokenValidator]), else "".
+// Handlers and server interceptors use it to know who calls; a server's
+// log lines about a call carry it as "greeter.peer_identity". grpc's
+// authorization policies look at the same kind of name but match a
+// principal against every URI SAN of the certificate (else every DNS
+// SAN), not only the first.
 func PeerIdentity(ctx context.Context) string { return auth.Identity(ctx) }
 
 // TokenValidator checks a bearer token sent by a caller and returns the
@@ -125,6 +128,8 @@ func (s *serverSecurity) validate(c *serverConfig) []error {
 	}
 	if c.tls != nil {
 		check(c.tls.MinVersion != 0 && c.tls.MinVersion < tls.VersionTLS12, "WithTLS: MinVersion %s: TLS 1.2 is the least greeter serves; leave MinVersion 0 or set tls.VersionTLS12", tls.VersionName(c.tls.MinVersion))
+		check(len(c.tls.Certificates) == 0 && c.tls.GetCertificate == nil && c.tls.GetConfigForClient == nil,
+			"WithTLS: the config has no certificate for the server to present, so every handshake would fail: set Certificates or GetCertificate (or use WithTLSFiles)")
 	}
 	if f := s.files; f != nil {
 		check(c.tlsSet, "WithTLS and WithTLSFiles both given: choose one")
@@ -136,6 +141,13 @@ func (s *serverSecurity) validate(c *serverConfig) []error {
 	}
 	check(s.tokensSet && s.tokens == nil, "WithTokenValidator: nil validator")
 	check(s.policySet && s.policyFile != "", "WithAuthzPolicy and WithAuthzPolicyFile both given: choose one")
+	if c.tls != nil && (s.policySet || s.policyFile != "") {
+		// grpc's authz matches principals against the client's
+		// certificate whether or not anyone verified it.
+		a := c.tls.ClientAuth
+		check(a == tls.RequestClientCert || a == tls.RequireAnyClientCert,
+			"WithTLS with ClientAuth %v and an authorization policy: the policy would match principals in client certificates nobody verified, which anyone can make; use tls.RequireAndVerifyClientCert (or VerifyClientCertIfGiven) with ClientCAs, or WithTLSFiles with a CAFile", a)
+	}
 	if s.policySet {
 		if _, err := authz.NewStatic(s.policy); err != nil {
 			errs = append(errs, fmt.Errorf("greeter: WithAuthzPolicy: %w", err))
@@ -231,6 +243,7 @@ func newServerSecurity(c *serverConfig) (p serverSecurityParts, err error) {
 			return p, fmt.Errorf("greeter: WithAuthzPolicyFile(%q): %w", s.policyFile, err)
 		}
 		p.closers = append(p.closers, w.Close)
+		p.closers = append(p.closers, reportBadPolicies(s.policyFile, cmpOr(s.policyEvery, DefaultAuthzRefresh), logger))
 		policy = w
 	}
 	if s.tokens != nil {
@@ -257,6 +270,49 @@ func newServerSecurity(c *serverConfig) (p serverSecurityParts, err error) {
 		p.stream = append(p.stream, l.StreamServerInterceptor())
 	}
 	return p, nil
+}
+
+// reportBadPolicies reads the policy file at path every interval and logs
+// a warning, once for each new content, when grpc's authz watcher will not
+// load it: the watcher keeps the last good policy and says why only in
+// grpc's own log at WARNING, which is off by default, so that a policy
+// change with a typo would otherwise go unnoticed. stop ends it.
+func reportBadPolicies(path string, every time.Duration, logger *slog.Logger) (stop func()) {
+	last, _ := os.ReadFile(path) // loaded at construction
+	unreadable := false
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				if !unreadable {
+					logger.Warn("authorization policy file unreadable; the last good policy stays in force", "file", path, "error", err)
+				}
+				unreadable = true
+				continue
+			}
+			unreadable = false
+			if bytes.Equal(b, last) {
+				continue
+			}
+			last = b
+			if _, err := authz.NewStatic(string(b)); err != nil {
+				logger.Warn("authorization policy not loaded; the last good policy stays in force", "file", path, "error", err)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 func refresh(d time.Duration) time.Duration { return cmpOr(d, DefaultTLSRefresh) }
@@ -450,9 +506,33 @@ func awaitVerdict(ctx context.Context, conn net.Conn) (net.Conn, error) {
 	_ = conn.SetReadDeadline(time.Time{})
 	if ne, ok := err.(net.Error); err != nil && !(ok && ne.Timeout()) {
 		conn.Close()
+		if a, ok := remoteAlert(err); ok {
+			// As a tls.AlertError, which the handshake's caller
+			// (tlsCredentials) tells apart: a refused certificate is
+			// final, as the server's own would be.
+			return nil, fmt.Errorf("the server refused the client certificate: remote error: %w", a)
+		}
 		return nil, fmt.Errorf("the server refused the client certificate: %w", err)
 	}
 	return &prefixConn{Conn: conn, prefix: b[:n]}, nil
+}
+
+// remoteAlert returns the alert the peer sent that a read on a tls.Conn
+// failed with: crypto/tls reports it as a net.OpError "remote error" around
+// an unexported type, whose text is that of the tls.AlertError of the
+// same number.
+func remoteAlert(err error) (tls.AlertError, bool) {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return 0, false
+	}
+	msg := op.Err.Error()
+	for a := range 256 {
+		if tls.AlertError(a).Error() == msg {
+			return tls.AlertError(a), true
+		}
+	}
+	return 0, false
 }
 
 // prefixConn reads prefix before the rest of Conn.

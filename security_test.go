@@ -12,6 +12,7 @@ import (
 	"github.com/grpc-greeter/greeter"
 	"github.com/grpc-greeter/greeter/greeterpb"
 	"github.com/grpc-greeter/greeter/internal/testpki"
+	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -509,6 +510,7 @@ func TestSecurityOptionsValidated(t *testing.T) {
 		want string
 	}{
 		{"TLS 1.1", []greeter.ServerOption{greeter.WithTLS(&tls.Config{MinVersion: tls.VersionTLS11})}, "TLS 1.2 is the least"},
+		{"WithTLS without a certificate", []greeter.ServerOption{greeter.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12})}, "no certificate for the server to present"},
 		{"no key", []greeter.ServerOption{greeter.WithTLSFiles(greeter.TLSFiles{CertFile: p.certFile})}, "needs CertFile and KeyFile"},
 		{"missing cert", []greeter.ServerOption{greeter.WithTLSFiles(greeter.TLSFiles{CertFile: missing, KeyFile: p.keyFil})}, "missing.pem"},
 		{"CA file without a certificate", []greeter.ServerOption{greeter.WithTLSFiles(greeter.TLSFiles{CertFile: p.certFile, KeyFile: p.keyFil, CAFile: p.keyFil})}, "no PEM certificate"},
@@ -551,4 +553,101 @@ func TestSecurityOptionsValidated(t *testing.T) {
 			t.Errorf("StaticTokens(%q) succeeded", m)
 		}
 	}
+}
+
+// TestClientCertificateRefusalIsFinal: a server's refusal of the client's
+// certificate (none, another CA's, an expired one), which over TLS 1.3
+// arrives after the client's handshake is done, ends even a wait-for-ready
+// call with Unavailable, as a refused server certificate does: another
+// attempt cannot succeed, so the call neither waits nor retries.
+func TestClientCertificateRefusalIsFinal(t *testing.T) {
+	p := newPKI(t)
+	_, addr := startTCPGreeter(t, greeter.WithTLSFiles(p.serverFiles(true)))
+	// The test's deadline is the calls' only one: a call that waited for
+	// a connection would end DeadlineExceeded.
+	ctx := testContext(t)
+	for _, tt := range []struct {
+		name  string
+		files greeter.TLSFiles
+		alert string
+	}{
+		{"no certificate", greeter.TLSFiles{CAFile: p.caFile}, "certificate required"},
+		{"certificate from another CA", p.clientFiles(t, "other", p.other, testpki.Leaf{URIs: []string{"spiffe://greeter.test/x"}}), "unknown certificate authority"},
+		{"expired certificate", p.clientFiles(t, "expired", p.ca, testpki.Leaf{URIs: []string{"spiffe://greeter.test/x"}, Expired: true}), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := dial(t, addr, greeter.WithTLSFiles(tt.files)).SayHello(ctx, "you", grpc.WaitForReady(true))
+			wantCode(t, "a wait-for-ready SayHello", err, codes.Unavailable, "the server refused the client certificate: remote error: tls: "+tt.alert)
+		})
+	}
+	// Over TLS 1.2 the refusal ends the client's handshake itself.
+	_, addr12 := startTCPGreeter(t, greeter.WithTLS(&tls.Config{
+		Certificates: []tls.Certificate{p.serverCert.TLS}, MaxVersion: tls.VersionTLS12,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.ca.Pool(),
+	}))
+	_, err := dial(t, addr12, greeter.WithTLSFiles(greeter.TLSFiles{CAFile: p.caFile})).SayHello(ctx, "you", grpc.WaitForReady(true))
+	wantCode(t, "a wait-for-ready SayHello over TLS 1.2 without a certificate", err, codes.Unavailable, "remote error: tls: handshake failure\" (the server refused the handshake: it may want a client certificate")
+}
+
+// TestTLSFilesClientRefusedTargetLeaksNothing: a client with WithTLSFiles
+// that NewClient refuses for its target stops the file watcher it started.
+func TestTLSFilesClientRefusedTargetLeaksNothing(t *testing.T) {
+	p := newPKI(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, target := range []string{"ipv4:127.0.0.1:50051", "nosuchscheme://x/127.0.0.1:50051"} {
+		if c, err := greeter.NewClient(target, greeter.WithTLSFiles(greeter.TLSFiles{CAFile: p.caFile})); err == nil {
+			c.Close()
+			t.Errorf("NewClient(%q) succeeded; want an error naming the scheme", target)
+		}
+	}
+}
+
+// TestAuthzPolicyNeedsVerifiedCertificates: grpc's authz matches principals
+// against the client's certificate whether or not it was verified, so a
+// WithTLS config that takes client certificates without verifying them
+// (tls.RequestClientCert, tls.RequireAnyClientCert) cannot be combined with
+// a policy: anyone could name themselves admin in a certificate of their own.
+func TestAuthzPolicyNeedsVerifiedCertificates(t *testing.T) {
+	p := newPKI(t)
+	for _, auth := range []tls.ClientAuthType{tls.RequestClientCert, tls.RequireAnyClientCert} {
+		srv, err := greeter.NewServer(greeter.WithTLS(&tls.Config{Certificates: []tls.Certificate{p.serverCert.TLS}, ClientAuth: auth}),
+			greeter.WithAuthzPolicy(testPolicy))
+		if err == nil {
+			_ = srv.Shutdown(context.Background())
+			// What the refusal prevents: a certificate from a CA the
+			// server has never heard of passes the policy as admin.
+			_, addr := startTCPGreeter(t, greeter.WithTLS(&tls.Config{Certificates: []tls.Certificate{p.serverCert.TLS}, ClientAuth: auth}),
+				greeter.WithAuthzPolicy(testPolicy))
+			forged := p.clientFiles(t, "forged", p.other, testpki.Leaf{URIs: []string{"spiffe://greeter.test/admin"}})
+			_, callErr := dial(t, addr, greeter.WithTLSFiles(forged)).SayHelloAgain(testContext(t), "you")
+			t.Fatalf("NewServer(WithTLS(ClientAuth %v), WithAuthzPolicy) succeeded (and a forged admin certificate's SayHelloAgain got %v); want an error", auth, callErr)
+		}
+		if !strings.Contains(err.Error(), "verif") {
+			t.Errorf("NewServer(WithTLS(ClientAuth %v), WithAuthzPolicy): %v; want an error about verifying client certificates", auth, err)
+		}
+	}
+}
+
+// TestAuthzPolicyFileBadUpdate: a policy file rewritten with a policy that
+// does not parse leaves the last good policy in force, and the server's
+// log says so.
+func TestAuthzPolicyFileBadUpdate(t *testing.T) {
+	dir := t.TempDir()
+	policyFile := testpki.Write(t, dir, "policy.json", []byte(testPolicy))
+	refused := make(chan struct{}, 10)
+	logger := slog.New(notifyHandler{slog.DiscardHandler, "authorization policy not loaded; the last good policy stays in force", refused})
+	_, addr := startTCPGreeter(t, greeter.WithAuthzPolicyFile(policyFile, testRefresh), greeter.WithLogger(logger))
+	ctx := testContext(t)
+	c := dial(t, addr, greeter.WithInsecure())
+	testpki.Write(t, dir, "policy.json", []byte(`{"name": "greeter", "allow_rules": [{"name": "typo"`))
+	select {
+	case <-refused:
+	case <-ctx.Done():
+		t.Fatal("no warning about the policy that does not parse")
+	}
+	if _, err := c.SayHello(ctx, "you"); err != nil {
+		t.Errorf("SayHello under the last good policy: %v", err)
+	}
+	_, err := c.SayHelloAgain(ctx, "you")
+	wantCode(t, "SayHelloAgain under the last good policy", err, codes.PermissionDenied, "does not allow an unidentified caller")
 }

@@ -70,9 +70,11 @@ start() { # start NAME CMD...
 	return 1
 }
 TLS=(--tls-cert "$P/server.pem" --tls-key "$P/server-key.pem")
-start greeter-tls "$WORK/greeter" serve --addr 127.0.0.1:0 "${TLS[@]}"
+# --log-level warn: no line per successful call, as plain grpc-go logs none
+# (compare.sh does the same).
+start greeter-tls "$WORK/greeter" serve --addr 127.0.0.1:0 --log-level warn "${TLS[@]}"
 start grpc-go-tls "$WORK/grpcgo-greeter" --addr 127.0.0.1:0 "${TLS[@]}"
-start greeter-full "$WORK/greeter" serve --addr 127.0.0.1:0 "${TLS[@]}" \
+start greeter-full "$WORK/greeter" serve --addr 127.0.0.1:0 --log-level warn "${TLS[@]}" \
 	--tls-client-ca "$P/ca.pem" --token-file "$P/tokens" --authz-policy "$P/policy.json"
 
 declare -A CLIENT

@@ -73,8 +73,12 @@ func (l *Limiter) Allow(ctx context.Context, method string) error {
 	if delay == 0 {
 		return nil
 	}
-	// Whole milliseconds, rounded up: a client that waits that long is let in.
-	delay = delay.Truncate(time.Millisecond) + time.Millisecond
+	// Whole milliseconds, rounded up: a client that waits that long is let
+	// in. A wait too long for a Duration (rate.InfDuration, from a tiny
+	// rate) stays as it is rather than overflowing.
+	if delay < rate.InfDuration-time.Millisecond {
+		delay = delay.Truncate(time.Millisecond) + time.Millisecond
+	}
 	st := status.New(codes.ResourceExhausted, fmt.Sprintf("rate limit exceeded: client %s may make %g calls a second (bursts of %d); retry after %v", client, float64(l.limit), l.burst, delay))
 	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}); err == nil {
 		st = d

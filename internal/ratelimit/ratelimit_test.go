@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +68,24 @@ func TestLimiterBounded(t *testing.T) {
 	}
 	if n := l.Len(); n > 2*minSweep {
 		t.Fatalf("%d buckets after %d clients that each called once; want at most %d", n, 10*minSweep, 2*minSweep)
+	}
+}
+
+// TestLimiterTinyRate: a rate so small that the wait overflows a
+// time.Duration still answers with a positive retry delay.
+func TestLimiterTinyRate(t *testing.T) {
+	l := New(1e-12, 1, keyOf, nil, nil)
+	if err := l.Allow(as("a"), "/m"); err != nil {
+		t.Fatal(err)
+	}
+	st := status.Convert(l.Allow(as("a"), "/m"))
+	var delay time.Duration
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			delay = ri.GetRetryDelay().AsDuration()
+		}
+	}
+	if st.Code() != codes.ResourceExhausted || delay <= 0 || strings.Contains(st.Message(), "after -") {
+		t.Fatalf("second call: %v, RetryInfo delay %v; want ResourceExhausted with a positive delay", st.Err(), delay)
 	}
 }
