@@ -211,14 +211,20 @@ func serverOptions(cfg *serverConfig, svc *service, sec serverSecurityParts, loa
 // own grpc.Server: under both [ServiceName] and [HelloworldServiceName], or
 // the names [WithServiceNames] picks. The service's own options apply (the
 // handler, deadlines, fault injection, simulated work); options that belong
-// to a whole server (TLS, interceptors, raw grpc options, reflection,
+// to a whole server (interceptors, raw grpc options, reflection,
 // keepalive, recovery, request ids) are still validated but have no effect
-// here. When r is a *grpc.Server (or has its GetServiceInfo method),
+// here. The security options are refused rather than ignored, so that a
+// service is never left open by mistake: give r's own grpc.Server its
+// credentials (grpc.Creds) and interceptors (grpc-go's authz package) instead.
+// When r is a *grpc.Server (or has its GetServiceInfo method),
 // Register checks first that no name is taken and returns an error naming
 // the one that is, registering nothing; r must not be serving yet.
 func Register(r grpc.ServiceRegistrar, opts ...ServerOption) error {
 	cfg, err := newServerConfig(opts)
 	if err != nil {
+		return err
+	}
+	if err := cfg.sec.refuseInRegister(cfg); err != nil {
 		return err
 	}
 	return newService(cfg).register(r)

@@ -119,6 +119,27 @@ type serverSecurity struct {
 	rateSet     bool
 }
 
+// refuseInRegister names the security options given to Register, which
+// cannot apply them to a grpc.Server it did not build.
+func (s *serverSecurity) refuseInRegister(c *serverConfig) error {
+	var given []string
+	for _, o := range []struct {
+		set  bool
+		name string
+	}{
+		{c.tlsSet, "WithTLS"}, {s.files != nil, "WithTLSFiles"}, {s.tokensSet, "WithTokenValidator"},
+		{s.policySet, "WithAuthzPolicy"}, {s.policyFile != "", "WithAuthzPolicyFile"}, {s.rateSet, "WithRateLimit"},
+	} {
+		if o.set {
+			given = append(given, o.name)
+		}
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	return fmt.Errorf("greeter: Register: %s secure a whole server, and Register serves on yours: give your grpc.Server its own credentials (grpc.Creds) and interceptors (grpc-go's authz package), or serve with NewServer", strings.Join(given, ", "))
+}
+
 func (s *serverSecurity) validate(c *serverConfig) []error {
 	var errs []error
 	check := func(bad bool, format string, args ...any) {

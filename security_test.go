@@ -651,3 +651,42 @@ func TestAuthzPolicyFileBadUpdate(t *testing.T) {
 	_, err := c.SayHelloAgain(ctx, "you")
 	wantCode(t, "SayHelloAgain under the last good policy", err, codes.PermissionDenied, "does not allow an unidentified caller")
 }
+
+// Register serves on the importer's grpc.Server, whose credentials and
+// interceptors are its own: the security options are refused, naming
+// themselves, rather than leaving the service open, and nothing is
+// registered.
+func TestRegisterRefusesSecurityOptions(t *testing.T) {
+	tokens, err := greeter.StaticTokens(map[string]string{"alice": "alice-s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := testpki.NewCA(t, "register CA")
+	cert := ca.Issue(t, testpki.Localhost())
+	pair, err := tls.X509KeyPair(cert.CertPEM, cert.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opt := range map[string]greeter.ServerOption{
+		"WithTokenValidator": greeter.WithTokenValidator(tokens),
+		"WithAuthzPolicy":    greeter.WithAuthzPolicy(testPolicy),
+		"WithRateLimit":      greeter.WithRateLimit(10, 10),
+		"WithTLS":            greeter.WithTLS(&tls.Config{Certificates: []tls.Certificate{pair}}),
+	} {
+		s := grpc.NewServer()
+		err := greeter.Register(s, opt)
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "grpc.Creds") {
+			t.Errorf("Register(%s) = %v; want an error naming %s and saying what to do", name, err, name)
+		}
+		if n := len(s.GetServiceInfo()); n != 0 {
+			t.Errorf("Register(%s) registered %d services; want none", name, n)
+		}
+		s.Stop()
+	}
+	// The service's own options are still fine.
+	s := grpc.NewServer()
+	defer s.Stop()
+	if err := greeter.Register(s, greeter.WithServerDeadlines(greeter.DeadlinePolicy{Default: time.Second})); err != nil {
+		t.Errorf("Register with a deadline policy: %v", err)
+	}
+}
