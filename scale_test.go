@@ -376,20 +376,23 @@ func TestWeightedRoundRobinFollowsLoadReports(t *testing.T) {
 
 // greeter_least_request sends each call to the backend with the fewest in
 // flight: while one backend holds a call, sequential calls all go to the
-// others, where round_robin would send it every third.
+// others, where round_robin would send it every third. The busy backend
+// holds only its first call and answers the others at once, so that a
+// policy that sent it calls would show in the counts rather than hang.
 func TestLeastRequestAvoidsBusyBackend(t *testing.T) {
 	ctx := testContext(t)
 	release := make(chan struct{})
 	var heldCalls atomic.Int64
-	holdAll := greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		heldCalls.Add(1)
-		select {
-		case <-release:
-		case <-ctx.Done():
+	holdFirst := greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if heldCalls.Add(1) == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
 		}
 		return h(ctx, req)
 	})
-	busy := startCounted(t, holdAll)
+	busy := startCounted(t, holdFirst)
 	idle, _ := fleet(t, 2)
 	backends := []*counted{busy, idle[0], idle[1]}
 	target := fmt.Sprintf("greeter:///%s,%s,%s", busy.addr, idle[0].addr, idle[1].addr)
