@@ -223,7 +223,7 @@ func TestDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	df := string(b)
-	for _, want := range []string{"CGO_ENABLED=0", "FROM scratch", "USER 65532:65532", `"--addr", ":50051", "--insecure"]`} {
+	for _, want := range []string{"CGO_ENABLED=0", "FROM scratch", "/etc/ssl/certs/ca-certificates.crt", "USER 65532:65532", `"--addr", ":50051", "--insecure"]`} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
