@@ -152,6 +152,9 @@ func NewClient(target string, opts ...ClientOption) (*Client, error) {
 	}
 	if err := checkScheme(target, conn); err != nil {
 		conn.Close()
+		for _, f := range closers {
+			f()
+		}
 		return nil, err
 	}
 	prefix := "/" + cfg.service + "/"

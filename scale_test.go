@@ -16,6 +16,7 @@ import (
 	v3orcaservicegrpc "github.com/cncf/xds/go/xds/service/orca/v3"
 	v3orcaservicepb "github.com/cncf/xds/go/xds/service/orca/v3"
 	"github.com/grpc-greeter/greeter"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -657,5 +658,17 @@ func TestDNSAndPassthroughTargets(t *testing.T) {
 			t.Errorf("%s: the call did not reach the server", tt.target)
 		}
 		c.Close()
+	}
+}
+
+// A target refused for its scheme after the connection was built leaves
+// nothing running: the watchers of WithTLSFiles stop with it.
+func TestUnknownSchemeStopsFileWatchers(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	p := newPKI(t)
+	c, err := greeter.NewClient("consul:///greeter", greeter.WithTLSFiles(greeter.TLSFiles{CAFile: p.caFile, Refresh: testRefresh}))
+	if err == nil {
+		c.Close()
+		t.Fatal("NewClient(consul:///greeter) accepted")
 	}
 }
