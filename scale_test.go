@@ -397,14 +397,15 @@ func TestWeightedRoundRobinFollowsLoadReports(t *testing.T) {
 // greeter_least_request sends each call to the backend with the fewest in
 // flight: while one backend holds a call, sequential calls all go to the
 // others, where round_robin would send it every third. The busy backend
-// holds only its first call and answers the others at once, so that a
-// policy that sent it calls would show in the counts rather than hang.
+// holds only the first call named "first" and answers the others at once,
+// so that a policy that sent it calls would show in the counts rather
+// than hang.
 func TestLeastRequestAvoidsBusyBackend(t *testing.T) {
 	ctx := testContext(t)
 	release := make(chan struct{})
 	var heldCalls atomic.Int64
 	holdFirst := greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if heldCalls.Add(1) == 1 {
+		if r, ok := req.(interface{ GetName() string }); ok && r.GetName() == "first" && heldCalls.Add(1) == 1 {
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -421,6 +422,9 @@ func TestLeastRequestAvoidsBusyBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// Every backend ready first: were the busy one alone ready when it
+	// took its call, the next calls could go nowhere else.
+	untilEach(ctx, t, c, backends)
 
 	// Calls in the background until one is held on the busy backend.
 	var wg sync.WaitGroup
