@@ -16,6 +16,7 @@ import (
 	v3orcaservicegrpc "github.com/cncf/xds/go/xds/service/orca/v3"
 	v3orcaservicepb "github.com/cncf/xds/go/xds/service/orca/v3"
 	"github.com/grpc-greeter/greeter"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -95,11 +96,30 @@ func TestRoundRobinOverGreeterList(t *testing.T) {
 	}
 	defer c.Close()
 	untilEach(ctx, t, c, backends)
-	got := spread(ctx, t, c, backends, 300)
+	// Call by call: round_robin never sends two calls in a row to the
+	// same backend while all three are ready; a policy picking at random
+	// would, about one call in three.
+	got := make([]int64, len(backends))
+	last, repeats := -1, 0
+	for range 300 {
+		one := spread(ctx, t, c, backends, 1)
+		for i, n := range one {
+			if n == 1 {
+				if i == last {
+					repeats++
+				}
+				last = i
+				got[i]++
+			}
+		}
+	}
 	for i, n := range got {
 		if n < 90 || n > 110 {
 			t.Errorf("round_robin: backend %d served %d of 300 calls (all: %v); want 100 ± 10", i, n, got)
 		}
+	}
+	if repeats > 3 {
+		t.Errorf("round_robin: %d of 300 calls went to the backend of the call before; want none (a few if a connection was remade)", repeats)
 	}
 }
 
@@ -376,20 +396,24 @@ func TestWeightedRoundRobinFollowsLoadReports(t *testing.T) {
 
 // greeter_least_request sends each call to the backend with the fewest in
 // flight: while one backend holds a call, sequential calls all go to the
-// others, where round_robin would send it every third.
+// others, where round_robin would send it every third. The busy backend
+// holds only the first call named "first" and answers the others at once,
+// so that a policy that sent it calls would show in the counts rather
+// than hang.
 func TestLeastRequestAvoidsBusyBackend(t *testing.T) {
 	ctx := testContext(t)
 	release := make(chan struct{})
 	var heldCalls atomic.Int64
-	holdAll := greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		heldCalls.Add(1)
-		select {
-		case <-release:
-		case <-ctx.Done():
+	holdFirst := greeter.WithUnaryServerInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if r, ok := req.(interface{ GetName() string }); ok && r.GetName() == "first" && heldCalls.Add(1) == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
 		}
 		return h(ctx, req)
 	})
-	busy := startCounted(t, holdAll)
+	busy := startCounted(t, holdFirst)
 	idle, _ := fleet(t, 2)
 	backends := []*counted{busy, idle[0], idle[1]}
 	target := fmt.Sprintf("greeter:///%s,%s,%s", busy.addr, idle[0].addr, idle[1].addr)
@@ -398,6 +422,9 @@ func TestLeastRequestAvoidsBusyBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// Every backend ready first: were the busy one alone ready when it
+	// took its call, the next calls could go nowhere else.
+	untilEach(ctx, t, c, backends)
 
 	// Calls in the background until one is held on the busy backend.
 	var wg sync.WaitGroup
@@ -635,5 +662,17 @@ func TestDNSAndPassthroughTargets(t *testing.T) {
 			t.Errorf("%s: the call did not reach the server", tt.target)
 		}
 		c.Close()
+	}
+}
+
+// A target refused for its scheme after the connection was built leaves
+// nothing running: the watchers of WithTLSFiles stop with it.
+func TestUnknownSchemeStopsFileWatchers(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	p := newPKI(t)
+	c, err := greeter.NewClient("consul:///greeter", greeter.WithTLSFiles(greeter.TLSFiles{CAFile: p.caFile, Refresh: testRefresh}))
+	if err == nil {
+		c.Close()
+		t.Fatal("NewClient(consul:///greeter) accepted")
 	}
 }

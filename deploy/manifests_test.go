@@ -118,8 +118,8 @@ func TestManifests(t *testing.T) {
 	// Every interface in plaintext: greeter serve refuses that
 	// without --insecure, and the pod would never become ready.
 	if _, tls := serve["tls-cert"]; !tls {
-		if _, ok := serve["insecure"]; !ok {
-			t.Errorf("--addr=%q without --tls-cert: greeter serve needs --insecure to serve plaintext beyond loopback", addr)
+		if v, ok := serve["insecure"]; !ok || (v != "" && v != "true") {
+			t.Errorf("--addr=%q without --tls-cert: greeter serve needs --insecure (not --insecure=%s) to serve plaintext beyond loopback", addr, v)
 		}
 	}
 	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != int32(port) || c.Ports[0].Name != "grpc" {
@@ -155,6 +155,15 @@ func TestManifests(t *testing.T) {
 		tgp := pod.TerminationGracePeriodSeconds
 		if tgp == nil || time.Duration(*tgp)*time.Second < drain+grace {
 			t.Errorf("terminationGracePeriodSeconds = %v; want at least --drain-delay + --grace = %v", tgp, drain+grace)
+		}
+		// The liveness probe sees NOT_SERVING from SIGTERM on too: it
+		// must not fail (and have the kubelet kill the container)
+		// before the drain and the grace are over.
+		if l := c.LivenessProbe; l != nil && tgp != nil {
+			fails := time.Duration(l.PeriodSeconds*l.FailureThreshold) * time.Second
+			if fails <= drain+grace || fails <= time.Duration(*tgp)*time.Second {
+				t.Errorf("the liveness probe fails after %ds x %d = %v of NOT_SERVING; want longer than --drain-delay + --grace (%v) and terminationGracePeriodSeconds (%ds)", l.PeriodSeconds, l.FailureThreshold, fails, drain+grace, *tgp)
+			}
 		}
 	}
 
@@ -206,14 +215,15 @@ func TestManifests(t *testing.T) {
 }
 
 // The image is static, runs as a non-root user and serves on every
-// interface, as the Deployment expects.
+// interface, as the Deployment expects (in plaintext, which greeter serve
+// refuses beyond loopback without --insecure).
 func TestDockerfile(t *testing.T) {
 	b, err := os.ReadFile("Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
 	df := string(b)
-	for _, want := range []string{"CGO_ENABLED=0", "FROM scratch", "USER 65532:65532", `"--addr", ":50051"`} {
+	for _, want := range []string{"CGO_ENABLED=0", "FROM scratch", "/etc/ssl/certs/ca-certificates.crt", "USER 65532:65532", `"--addr", ":50051", "--insecure"]`} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}

@@ -176,6 +176,10 @@ func TestBehindNginx(t *testing.T) {
 	var firstErr atomic.Value
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// The callers stop however the test ends: after a t.Fatal below they
+	// would otherwise spin on a closed client until the process exits.
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopLoad()
 	for range 4 {
 		wg.Go(func() {
 			for {
@@ -208,8 +212,7 @@ func TestBehindNginx(t *testing.T) {
 	}
 	<-exits[1]
 	waitOK(300)
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	if f := failed.Load(); f != 0 {
 		t.Errorf("%d of %d calls through nginx failed while a backend stopped; first: %v", f, f+ok.Load(), firstErr.Load())
 	}
