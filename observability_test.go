@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter"
+	"github.com/grpc-greeter/greeter/greeterpb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -466,4 +467,32 @@ func TestPropagatorChosen(t *testing.T) {
 	if recv.Name == "" || recv.Parent.IsValid() {
 		t.Fatalf("server span %q with parent %v; want a root span: no traceparent was sent", recv.Name, recv.Parent.SpanID())
 	}
+}
+
+// TestUnknownMethodsCountedAsOther checks that a server's metrics cannot be
+// blown up by callers inventing method names: every method the server does
+// not serve is counted under one grpc.method, "other". (grpc-go refuses
+// those calls without ending their stats: they are in call.started only.)
+func TestUnknownMethodsCountedAsOther(t *testing.T) {
+	ctx := testContext(t)
+	sm := newMeter(t)
+	srv := newServer(t, greeter.WithMeterProvider(sm))
+	c := newClient(t, srv)
+	for _, method := range []string{"/Greeter/Nope", "/x.y/Z", "/made.up.Service/Method1"} {
+		var reply greeterpb.HelloReply
+		if err := c.Conn().Invoke(ctx, method, &greeterpb.HelloRequest{Name: "you"}, &reply); status.Code(err) != codes.Unimplemented {
+			t.Fatalf("%s = %v; want Unimplemented", method, err)
+		}
+	}
+	if _, err := c.SayHello(ctx, "you"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close() // a server records a call once its status is sent
+	assertCounts(t, "grpc.server.call.started", sm.counts(t, "grpc.server.call.started", "grpc.method"), map[string]int64{
+		"other":            3,
+		"Greeter/SayHello": 1,
+	})
+	assertCounts(t, "grpc.server.call.duration", sm.counts(t, "grpc.server.call.duration", "grpc.method", "grpc.status"), map[string]int64{
+		"Greeter/SayHello OK": 1,
+	})
 }
