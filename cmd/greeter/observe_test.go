@@ -410,3 +410,24 @@ func promQuery(addr, query string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// TestServeObservabilityPortTaken checks that serve refuses an --admin-addr
+// already in use with a message naming the flag, after stopping the
+// metrics server it had started: its port is free again.
+func TestServeObservabilityPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	metrics := freePort(t)
+	code, _, errOut := runCmd("serve", "--addr", "127.0.0.1:0", "--metrics-addr", metrics, "--admin-addr", taken.Addr().String())
+	if code != 1 || !strings.Contains(errOut, "--admin-addr") || strings.Contains(errOut, "panic") {
+		t.Fatalf("serve with --admin-addr taken = exit %d, %q; want 1 and a message naming --admin-addr", code, errOut)
+	}
+	lis, err := net.Listen("tcp", metrics)
+	if err != nil {
+		t.Fatalf("--metrics-addr %s still in use after serve refused to start: %v", metrics, err)
+	}
+	lis.Close()
+}
