@@ -435,3 +435,30 @@ func TestServeObservabilityPortTaken(t *testing.T) {
 	}
 	lis.Close()
 }
+
+// TestServeLogLevelWarn checks that --log-level warn drops the line of a
+// call that succeeds and keeps the one of a call whose deadline ran out on
+// the server.
+func TestServeLogLevelWarn(t *testing.T) {
+	addr, stop, stderr := startServe(t, "--log-level", "warn", "--log-format", "json", "--delay", "300ms")
+	if code, _, errOut := runCmd("call", "--addr", addr, "--timeout", "5s"); code != 0 {
+		t.Fatalf("call: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := runCmd("call", "--addr", addr, "--timeout", "100ms"); code != 1 || !strings.HasPrefix(errOut, "DeadlineExceeded") {
+		t.Fatalf("call --timeout 100ms: exit %d, %s; want DeadlineExceeded", code, errOut)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	var lines []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 1 || lines[0]["msg"] != "finished call" || lines[0]["level"] != "WARN" || lines[0]["grpc.code"] != "DeadlineExceeded" {
+		t.Fatalf("log at --log-level warn = %v; want the DeadlineExceeded call's line only", lines)
+	}
+}
