@@ -205,6 +205,11 @@ func serveHTTP(addr string, h http.Handler) (string, func(context.Context) error
 	go func() { served <- srv.Serve(lis) }()
 	return lis.Addr().String(), func(ctx context.Context) error {
 		err := srv.Shutdown(ctx)
+		if err != nil {
+			// ctx ended with a scrape still running: close its
+			// connection too rather than leave it behind.
+			err = errors.Join(err, srv.Close())
+		}
 		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}

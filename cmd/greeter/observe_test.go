@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -460,5 +461,41 @@ func TestServeLogLevelWarn(t *testing.T) {
 	}
 	if len(lines) != 1 || lines[0]["msg"] != "finished call" || lines[0]["level"] != "WARN" || lines[0]["grpc.code"] != "DeadlineExceeded" {
 		t.Fatalf("log at --log-level warn = %v; want the DeadlineExceeded call's line only", lines)
+	}
+}
+
+// TestMetricsServerStopsWithinItsContext checks that stopping the metrics
+// server while a scrape hangs returns once the stop's context ends, with
+// the scrape's connection closed rather than left running.
+func TestMetricsServerStopsWithinItsContext(t *testing.T) {
+	entered := make(chan struct{})
+	addr, stop, err := serveHTTP("127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done() // a scrape that never finishes on its own
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			resp.Body.Close()
+		}
+		scraped <- err
+	}()
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("stop = %v; want the context's DeadlineExceeded", err)
+	}
+	select {
+	case err := <-scraped:
+		if err == nil {
+			t.Error("the hanging scrape got an answer; want its connection closed")
+		}
+	case <-time.After(defaultTestTimeout):
+		t.Fatal("the hanging scrape's connection is still open after the stop")
 	}
 }
