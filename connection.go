@@ -78,8 +78,10 @@ func (e *ConnectionError) GRPCStatus() *status.Status {
 // call to it on a channel in TRANSIENT_FAILURE fails at once with the
 // picker's error, which is grpc's last connection error, and sends nothing.
 // greeter's client interceptors and the importer's let it through untouched
-// (skipProbe); a stats handler or interceptor given as a raw dial option
-// with WithDialOptions sees it, as one more call that failed at once.
+// (skipProbe); grpc-go's OpenTelemetry instrumentation (WithMeterProvider,
+// WithTracerProvider) and any stats handler or interceptor given as a raw
+// dial option with WithDialOptions see it, as one more call that failed at
+// once.
 const probeMethod = "/greeter.ConnectionProbe/LastConnectionError"
 
 // probeTimeout bounds the probe, which returns at once in

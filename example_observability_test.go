@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/grpc-greeter/greeter"
@@ -12,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc/metadata"
 )
 
 // Record grpc-go's standard metrics of a server's calls, by method and
@@ -88,6 +91,35 @@ func ExampleWithTracerProvider() {
 	//       Sent.Greeter.SayHello greeter.budget.source=caller
 	//         Attempt.Greeter.SayHello
 	//           Recv.Greeter.SayHello greeter.budget.source=client
+}
+
+// Log one structured line per call on a server: its method, code, budget
+// and where the budget came from, its request id. The peer, times and
+// durations are left out here, as they change from run to run.
+func ExampleWithLogger() {
+	vary := map[string]bool{slog.TimeKey: true, "peer.address": true, "grpc.start_time": true,
+		"grpc.request.deadline": true, "grpc.time_ms": true, "greeter.budget_ms": true}
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if vary[a.Key] {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	addr, stop := serve(greeter.WithLogger(logger), greeter.WithRequestID())
+	c, err := greeter.NewClient(addr, greeter.WithInsecure())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := metadata.AppendToOutgoingContext(context.Background(), greeter.RequestIDHeader, "req-1")
+	if _, err := c.SayHello(ctx, "you"); err != nil {
+		log.Fatal(err)
+	}
+	stop() // every line is written
+	// Output:
+	// level=INFO msg="finished call" greeter.budget.source=client greeter.request_id=req-1 protocol=grpc grpc.component=server grpc.service=Greeter grpc.method=SayHello grpc.method_type=unary grpc.code=OK
 }
 
 // printTree prints the spans whose parent is parent ("" for the root), and

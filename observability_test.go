@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/grpc-greeter/greeter"
+	"github.com/grpc-greeter/greeter/greeterpb"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -465,5 +467,76 @@ func TestPropagatorChosen(t *testing.T) {
 	}
 	if recv.Name == "" || recv.Parent.IsValid() {
 		t.Fatalf("server span %q with parent %v; want a root span: no traceparent was sent", recv.Name, recv.Parent.SpanID())
+	}
+}
+
+// TestUnknownMethodsCountedAsOther checks that a server's metrics cannot be
+// blown up by callers inventing method names: every method the server does
+// not serve is counted under one grpc.method, "other". (grpc-go refuses
+// those calls without ending their stats: they are in call.started only.)
+func TestUnknownMethodsCountedAsOther(t *testing.T) {
+	ctx := testContext(t)
+	sm := newMeter(t)
+	srv := newServer(t, greeter.WithMeterProvider(sm))
+	c := newClient(t, srv)
+	for _, method := range []string{"/Greeter/Nope", "/x.y/Z", "/made.up.Service/Method1"} {
+		var reply greeterpb.HelloReply
+		if err := c.Conn().Invoke(ctx, method, &greeterpb.HelloRequest{Name: "you"}, &reply); status.Code(err) != codes.Unimplemented {
+			t.Fatalf("%s = %v; want Unimplemented", method, err)
+		}
+	}
+	if _, err := c.SayHello(ctx, "you"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close() // a server records a call once its status is sent
+	assertCounts(t, "grpc.server.call.started", sm.counts(t, "grpc.server.call.started", "grpc.method"), map[string]int64{
+		"other":            3,
+		"Greeter/SayHello": 1,
+	})
+	assertCounts(t, "grpc.server.call.duration", sm.counts(t, "grpc.server.call.duration", "grpc.method", "grpc.status"), map[string]int64{
+		"Greeter/SayHello OK": 1,
+	})
+}
+
+// TestClientLogLine checks a client's line of a unary call: the peer that
+// answered and the request id, the caller's own or the server's echo; the
+// caller's own grpc.Header and grpc.Peer are still filled in, hedged or not.
+func TestClientLogLine(t *testing.T) {
+	ctx := testContext(t)
+	_, addr := startTCPGreeter(t, greeter.WithRequestID())
+	for _, hedged := range []bool{false, true} {
+		t.Run(fmt.Sprint("hedged=", hedged), func(t *testing.T) {
+			var logs syncBuffer
+			opts := []greeter.ClientOption{greeter.WithInsecure(),
+				greeter.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))}
+			if hedged {
+				opts = append(opts, greeter.WithHedging(greeter.HedgingPolicy{MaxAttempts: 2, HedgingDelay: time.Second}))
+			}
+			c, err := greeter.NewClient(addr, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.SayHello(metadata.AppendToOutgoingContext(ctx, greeter.RequestIDHeader, "req-42"), "you"); err != nil {
+				t.Fatal(err)
+			}
+			var hdr metadata.MD
+			var p peer.Peer
+			if _, err := c.SayHello(ctx, "you", grpc.Header(&hdr), grpc.Peer(&p)); err != nil {
+				t.Fatal(err)
+			}
+			if p.Addr == nil || p.Addr.String() != addr || len(hdr.Get(greeter.RequestIDHeader)) != 1 {
+				t.Fatalf("the caller's grpc.Peer = %v, grpc.Header = %v; want %s and a request id", p.Addr, hdr, addr)
+			}
+			lines := finished(t, &logs)
+			if len(lines) != 2 {
+				t.Fatalf("client logged %d finished calls; want 2:\n%v", len(lines), lines)
+			}
+			for i, id := range []string{"req-42", hdr.Get(greeter.RequestIDHeader)[0]} {
+				if l := lines[i]; l["peer.address"] != addr || l["greeter.request_id"] != id || l["grpc.code"] != "OK" {
+					t.Errorf("client line %d = %v; want peer.address %s, greeter.request_id %s, OK", i, l, addr, id)
+				}
+			}
+		})
 	}
 }

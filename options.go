@@ -464,8 +464,10 @@ func WithInitialConnWindowSize(n int32) Option {
 
 // WithLogger sets the logger of a server or a client. Each call gets one
 // structured line when it ends, through go-grpc-middleware v2's logging
-// interceptor ("finished call": method, code, duration, peer, request id,
-// the budget and its source), at go-grpc-middleware's level for its code
+// interceptor ("finished call": method, code, duration, the budget and its
+// source; on a server also the peer, the request id and the caller's
+// identity; on a client's unary calls the peer and the request id), at
+// go-grpc-middleware's level for its code
 // (a server logs OK at Info, a client at Debug). A server also logs its
 // diagnostics there: deadline events, handlers that outlive their calls,
 // recovered panics with their stacks, relay failures; under [Register]

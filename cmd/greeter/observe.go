@@ -96,8 +96,10 @@ type observability struct {
 // start turns on what the flags ask for. It must run before the Greeter's
 // server is built: channelz counts only the servers and channels made after
 // it is turned on.
-func (f *observeFlags) start(ctx context.Context, logger *slog.Logger) (o *observability, err error) {
-	o = &observability{server: []greeter.ServerOption{greeter.WithLogger(logger)}, client: []greeter.ClientOption{greeter.WithLogger(logger)}}
+func (f *observeFlags) start(ctx context.Context, logger *slog.Logger) (_ *observability, err error) {
+	// o is not the result: a failed start returns nil, after stopping
+	// what it had started.
+	o := &observability{server: []greeter.ServerOption{greeter.WithLogger(logger)}, client: []greeter.ClientOption{greeter.WithLogger(logger)}}
 	defer func() {
 		if err != nil {
 			o.stop(context.Background())
@@ -203,6 +205,11 @@ func serveHTTP(addr string, h http.Handler) (string, func(context.Context) error
 	go func() { served <- srv.Serve(lis) }()
 	return lis.Addr().String(), func(ctx context.Context) error {
 		err := srv.Shutdown(ctx)
+		if err != nil {
+			// ctx ended with a scrape still running: close its
+			// connection too rather than leave it behind.
+			err = errors.Join(err, srv.Close())
+		}
 		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}

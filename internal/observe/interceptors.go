@@ -7,9 +7,12 @@ import (
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-greeter/greeter/internal/wire"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 )
 
 // Field and attribute keys of the budget, in log lines and on spans.
@@ -18,6 +21,9 @@ const (
 	KeyBudgetSource = attrSource
 	KeyRequestID    = "greeter.request_id"
 	KeyPeerIdentity = "greeter.peer_identity"
+	// keyPeerAddress is go-grpc-middleware's key of the peer on a
+	// server's line, for a client's line too.
+	keyPeerAddress = "peer.address"
 )
 
 // ServerConfig says what a server's observing interceptors do.
@@ -161,14 +167,66 @@ func WithClientSource(ctx context.Context, source string) context.Context {
 	return withNote(ctx, n)
 }
 
-func clientFields(ctx context.Context, _ interceptors.CallMeta) logging.Fields {
-	n := NoteFrom(ctx)
-	if n == nil {
-		return nil
+// answer is what a client's unary call learns of the server that answered
+// it, for its log line: the peer, and the response header, in which a
+// server with request ids echoes the call's.
+type answer struct {
+	peer   *peer.Peer
+	header *metadata.MD
+}
+
+type answerKey struct{}
+
+// withAnswer returns ctx carrying an answer, and opts with the grpc.Peer
+// and grpc.Header options that fill it in when the call ends. A caller's
+// own options of those kinds are reused rather than joined by second ones:
+// hedging honours only one of each.
+func withAnswer(ctx context.Context, opts []grpc.CallOption) (context.Context, []grpc.CallOption) {
+	a := &answer{}
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.PeerCallOption:
+			a.peer = o.PeerAddr
+		case grpc.HeaderCallOption:
+			a.header = o.HeaderAddr
+		}
 	}
-	f := logging.Fields{KeyBudgetSource, n.Source}
-	if n.Source != "none" {
-		f = append(f, KeyBudgetMs, n.Budget.Milliseconds())
+	opts = opts[:len(opts):len(opts)] // never the caller's array
+	if a.peer == nil {
+		a.peer = new(peer.Peer)
+		opts = append(opts, grpc.Peer(a.peer))
+	}
+	if a.header == nil {
+		a.header = new(metadata.MD)
+		opts = append(opts, grpc.Header(a.header))
+	}
+	return context.WithValue(ctx, answerKey{}, a), opts
+}
+
+// clientFields are the fields greeter adds to a client's line: the budget
+// and its source, and for a unary call, once it has ended, the peer that
+// answered and the request id (the server's echo, or the caller's own).
+// The logging interceptor asks at the start of the call and again at its
+// end.
+func clientFields(ctx context.Context, _ interceptors.CallMeta) logging.Fields {
+	var f logging.Fields
+	if n := NoteFrom(ctx); n != nil {
+		f = append(f, KeyBudgetSource, n.Source)
+		if n.Source != SourceNone {
+			f = append(f, KeyBudgetMs, n.Budget.Milliseconds())
+		}
+	}
+	if a, _ := ctx.Value(answerKey{}).(*answer); a != nil {
+		if a.peer.Addr != nil {
+			f = append(f, keyPeerAddress, a.peer.Addr.String())
+		}
+		id := a.header.Get(wire.RequestIDHeader)
+		if len(id) == 0 {
+			id = metadata.ValueFromOutgoingContext(ctx, wire.RequestIDHeader)
+		}
+		if len(id) > 0 {
+			f = append(f, KeyRequestID, id[0])
+		}
 	}
 	return f
 }
@@ -198,6 +256,11 @@ func UnaryClientInterceptor(c ClientConfig) grpc.UnaryClientInterceptor {
 		if log == nil {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
+		// A unary call's options are done with when invoke returns, on
+		// this goroutine: its line can read what they filled in. (A
+		// stream's may be filled in on another of grpc's goroutines,
+		// so a stream's line has no peer.)
+		ctx, opts = withAnswer(ctx, opts)
 		return log(ctx, method, req, reply, cc, invoker, opts...)
 	}
 }
