@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // Field and attribute keys of the budget, in log lines and on spans.
@@ -68,6 +69,12 @@ func (c ServerConfig) serverFields(ctx context.Context, _ interceptors.CallMeta)
 			f = append(f, KeyRequestID, id)
 		}
 	}
+	if r, ok := ctx.Value(replayKey{}).(*replay); ok {
+		// These win over the logging interceptor's own, measured
+		// around the replay.
+		f = append(f, "grpc.start_time", r.start.Format(time.RFC3339))
+		f = append(f, logging.DurationToTimeMillisFields(r.took)...)
+	}
 	return f
 }
 
@@ -94,20 +101,37 @@ func annotate(ctx context.Context, n *Note) {
 // UnaryServerInterceptor notes each unary call's budget, logs the call
 // when it ends and writes the budget onto its span; nil when c asks for
 // neither.
+//
+// go-grpc-middleware's logging interceptor builds a call's fields before
+// the handler runs, whether or not the line is kept. When the logger drops
+// Info, the level of a successful call, the handler runs first and the
+// interceptor is asked only for a call whose line the logger keeps, told
+// when the call began and how long it took (replayed): a server that logs
+// only failures pays nothing for the calls that succeed.
 func UnaryServerInterceptor(c ServerConfig) grpc.UnaryServerInterceptor {
 	if !c.Enabled() {
 		return nil
 	}
-	next := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		return h(ctx, req)
-	}
+	var log grpc.UnaryServerInterceptor
 	if c.Logger != nil {
-		next = logging.UnaryServerInterceptor(logger(c.Logger), c.logOptions()...)
+		log = logging.UnaryServerInterceptor(logger(c.Logger), c.logOptions()...)
 	}
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		n := callersBudget(ctx, time.Now())
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+		start := time.Now()
+		n := callersBudget(ctx, start)
 		ctx = withNote(ctx, &n)
-		resp, err := next(ctx, req, info, h)
+		switch {
+		case log == nil:
+			resp, err = h(ctx, req)
+		case c.Logger.Enabled(ctx, slog.LevelInfo):
+			resp, err = log(ctx, req, info, h)
+		default:
+			resp, err = h(ctx, req)
+			if c.keeps(ctx, err) {
+				replayed := context.WithValue(ctx, replayKey{}, &replay{start: start, took: time.Since(start)})
+				_, _ = log(replayed, req, info, func(context.Context, any) (any, error) { return resp, err })
+			}
+		}
 		if c.Trace {
 			annotate(ctx, &n)
 		}
@@ -120,23 +144,49 @@ func StreamServerInterceptor(c ServerConfig) grpc.StreamServerInterceptor {
 	if !c.Enabled() {
 		return nil
 	}
-	next := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		return h(srv, ss)
-	}
+	var log grpc.StreamServerInterceptor
 	if c.Logger != nil {
-		next = logging.StreamServerInterceptor(logger(c.Logger), c.logOptions()...)
+		log = logging.StreamServerInterceptor(logger(c.Logger), c.logOptions()...)
 	}
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+		start := time.Now()
 		ctx := ss.Context()
-		n := callersBudget(ctx, time.Now())
+		n := callersBudget(ctx, start)
 		ctx = withNote(ctx, &n)
-		err := next(srv, &noteStream{ServerStream: ss, ctx: ctx}, info, h)
+		switch {
+		case log == nil:
+			err = h(srv, &noteStream{ServerStream: ss, ctx: ctx})
+		case c.Logger.Enabled(ctx, slog.LevelInfo):
+			err = log(srv, &noteStream{ServerStream: ss, ctx: ctx}, info, h)
+		default:
+			err = h(srv, &noteStream{ServerStream: ss, ctx: ctx})
+			if c.keeps(ctx, err) {
+				replayed := context.WithValue(ctx, replayKey{}, &replay{start: start, took: time.Since(start)})
+				_ = log(srv, &noteStream{ServerStream: ss, ctx: replayed}, info, func(any, grpc.ServerStream) error { return err })
+			}
+		}
 		if c.Trace {
 			annotate(ctx, &n)
 		}
 		return err
 	}
 }
+
+// keeps reports whether the logger keeps the line of a call that ended
+// with err, at the level go-grpc-middleware gives its code (the levels
+// are slog's).
+func (c ServerConfig) keeps(ctx context.Context, err error) bool {
+	return c.Logger.Enabled(ctx, slog.Level(logging.DefaultServerCodeToLevel(status.Code(err))))
+}
+
+// replay is a call that has run, logged afterwards: when it began and
+// how long it took, the fields go-grpc-middleware would have measured.
+type replay struct {
+	start time.Time
+	took  time.Duration
+}
+
+type replayKey struct{}
 
 // noteStream gives a stream's handler the context with its note.
 type noteStream struct {

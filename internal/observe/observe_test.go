@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -66,3 +68,77 @@ func TestLineWithNote(t *testing.T) {
 		}
 	}
 }
+
+// TestLineOnlyForKeptLevels: with a logger that drops Info, a successful
+// call writes nothing, and a failed call's line, written after the
+// handler has returned, still says when the call began and how long it
+// took, for a unary call and a stream alike.
+func TestLineOnlyForKeptLevels(t *testing.T) {
+	var buf bytes.Buffer
+	c := ServerConfig{Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	unary, stream := UnaryServerInterceptor(c), StreamServerInterceptor(c)
+	const budget = 50 * time.Millisecond
+	waitForDeadline := func(ctx context.Context) error {
+		<-ctx.Done()
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	calls := map[string]func(ctx context.Context, fail bool) error{
+		"unary": func(ctx context.Context, fail bool) error {
+			_, err := unary(ctx, nil, &grpc.UnaryServerInfo{FullMethod: "/Greeter/SayHello"}, func(ctx context.Context, _ any) (any, error) {
+				if fail {
+					return nil, waitForDeadline(ctx)
+				}
+				return "ok", nil
+			})
+			return err
+		},
+		"stream": func(ctx context.Context, fail bool) error {
+			return stream(nil, &fakeStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: "/Greeter/SayHelloStreamReply", IsServerStream: true}, func(_ any, ss grpc.ServerStream) error {
+				if fail {
+					return waitForDeadline(ss.Context())
+				}
+				return nil
+			})
+		},
+	}
+	for name, call := range calls {
+		buf.Reset()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		if err := call(ctx, false); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cancel()
+		if buf.Len() != 0 {
+			t.Errorf("%s: a successful call wrote %q at Warn", name, buf.String())
+		}
+		began := time.Now()
+		ctx, cancel = context.WithTimeout(context.Background(), budget)
+		err := call(ctx, true)
+		cancel()
+		if status.Code(err) != codes.DeadlineExceeded {
+			t.Fatalf("%s: err = %v; want DeadlineExceeded", name, err)
+		}
+		var line map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+			t.Fatalf("%s: not one JSON line: %v\n%s", name, err, buf.String())
+		}
+		if line["grpc.code"] != "DeadlineExceeded" || line["level"] != "WARN" {
+			t.Errorf("%s: line %v; want DeadlineExceeded at WARN", name, line)
+		}
+		// Measured around the handler, not around the line's writing.
+		if ms, err := strconv.ParseFloat(fmt.Sprint(line["grpc.time_ms"]), 64); err != nil || ms < float64(budget.Milliseconds())*0.8 {
+			t.Errorf("%s: grpc.time_ms = %v; want the call's %v or more", name, line["grpc.time_ms"], budget)
+		}
+		if start, err := time.Parse(time.RFC3339, fmt.Sprint(line["grpc.start_time"])); err != nil || start.After(began) {
+			t.Errorf("%s: grpc.start_time = %v; want when the call began, no later than %v", name, line["grpc.start_time"], began.Format(time.RFC3339))
+		}
+	}
+}
+
+// fakeStream is a server stream with a context and nothing else.
+type fakeStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *fakeStream) Context() context.Context { return s.ctx }
