@@ -44,7 +44,8 @@ type Server struct {
 
 // NewServer builds an xDS-enabled server (grpc's xds.NewGRPCServer, with
 // grpcOpts) serving the Greeter (with the service options opts, as
-// [greeter.Register] takes them) and the health service, SERVING.
+// [greeter.Register] takes them) and the health service, SERVING for the
+// whole server and for each of the Greeter's service names.
 // Whole-server options of greeter (interceptors, TLS, keepalive) do not
 // apply: give grpc server options in grpcOpts instead.
 func NewServer(grpcOpts []grpc.ServerOption, opts ...greeter.ServerOption) (*Server, error) {
@@ -57,6 +58,9 @@ func NewServer(grpcOpts []grpc.ServerOption, opts ...greeter.ServerOption) (*Ser
 		return nil, err
 	}
 	hs := health.NewServer()
+	for name := range gs.GetServiceInfo() { // the Greeter's names, as greeter.Server's health has them
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	healthpb.RegisterHealthServer(gs, hs)
 	return &Server{GRPCServer: gs, health: hs}, nil
 }

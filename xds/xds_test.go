@@ -26,6 +26,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	grpcxds "google.golang.org/grpc/xds"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -314,5 +315,12 @@ func TestXDSServerServesWhenConfigured(t *testing.T) {
 	defer c.Close()
 	if msg, err := c.SayHello(ctx, "xds server", grpc.WaitForReady(true)); err != nil || msg != "Hello, xds server!" {
 		t.Fatalf("SayHello = %q, %v", msg, err)
+	}
+	// Health per service name, as greeter.Server answers it.
+	hc := healthpb.NewHealthClient(c.Conn())
+	for _, svc := range []string{"", greeter.ServiceName, greeter.HelloworldServiceName} {
+		if resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("Check(%q) = %v, %v; want SERVING", svc, resp.GetStatus(), err)
+		}
 	}
 }
