@@ -46,8 +46,9 @@ type Server struct {
 // grpcOpts) serving the Greeter (with the service options opts, as
 // [greeter.Register] takes them) and the health service, SERVING for the
 // whole server and for each of the Greeter's service names.
-// Whole-server options of greeter (interceptors, TLS, keepalive) do not
-// apply: give grpc server options in grpcOpts instead.
+// Whole-server options of greeter (interceptors, keepalive) do not apply,
+// and its security options are refused: give grpc server options in
+// grpcOpts instead (xDS credentials, grpc-go's authz interceptors).
 func NewServer(grpcOpts []grpc.ServerOption, opts ...greeter.ServerOption) (*Server, error) {
 	gs, err := grpcxds.NewGRPCServer(grpcOpts...)
 	if err != nil {
