@@ -112,17 +112,19 @@ func (f *observeFlags) start(ctx context.Context, logger *slog.Logger) (_ *obser
 		if res, err = resource.New(ctx, resource.WithAttributes(attribute.String("service.name", "greeter")), resource.WithFromEnv(), resource.WithTelemetrySDK()); err != nil {
 			return nil, fmt.Errorf("OpenTelemetry resource: %w", err)
 		}
+		// The SDK's errors (a collector that cannot be reached, a metric
+		// it cannot record) go to the server's log, in its format, not to
+		// the standard logger. OpenTelemetry has only this process-wide
+		// handler; the CLI owns the process.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("OpenTelemetry", "error", err)
+		}))
 	}
 	if *f.otlpEndpoint != "" || otlpFromEnv() {
 		var eopts []otlptracegrpc.Option
 		if *f.otlpEndpoint != "" {
 			eopts = append(eopts, otlptracegrpc.WithEndpointURL(*f.otlpEndpoint))
 		}
-		// The exporter's errors (a collector that cannot be reached, say)
-		// go to the server's log, not to the standard logger.
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			logger.Warn("exporting traces", "error", err)
-		}))
 		// No network I/O here: the exporter connects when it first
 		// exports.
 		exp, err := otlptracegrpc.New(ctx, eopts...)
